@@ -1,0 +1,46 @@
+# Two entry points for people (README): `make demo` and `make test`. Both create the development venv on
+# first use. The venv is cached outside the clone, keyed by the hash of the dependency declarations
+# (.ci/deps_hash.py), so CI and fresh clones reuse it; only the editable install of this clone is redone.
+SHELL := /bin/bash
+PYTHON ?= python3
+M2V_CACHE ?= $(HOME)/.cache/m2v-bench
+VENV ?= $(M2V_CACHE)/venv-$(shell $(PYTHON) .ci/deps_hash.py)
+BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+DEMO_OUT ?= runs/demo
+PYTEST_ARGS ?=
+
+# Nothing in tests or the demo may reach a model/dataset hub; 1 OpenMP thread keeps CPU steps fast.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: demo test lint install venv clean-venvs
+
+demo: install
+	$(BIN)/m2v-bench demo --out $(DEMO_OUT)
+
+test: install lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Point the cached venv's editable install at this clone (a few seconds; no dependency is touched).
+install: venv
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+
+venv: $(VENV)/.complete
+
+$(VENV)/.complete:
+	@echo "creating the development venv in $(VENV) (first time only; ~2-4 minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "setuptools>=69" wheel
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --editable ".[dev]"
+	$(BIN)/python -m pip check
+	touch $@
+
+# Remove cached venvs other than the current one.
+clean-venvs:
+	find $(M2V_CACHE) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' -exec rm -rf {} +

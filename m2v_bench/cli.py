@@ -1,0 +1,208 @@
+"""The ``m2v-bench`` command line. Each subcommand is a thin layer over the library; user errors print one line
+(``m2v-bench: error: ...``) and exit 2, validation errors exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytablewriter import MarkdownTableWriter
+
+from m2v_bench import __version__
+from m2v_bench.errors import M2VError
+
+
+def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
+    counts = {split: sum(1 for r in result.records if r.split == split) for split in paths}
+    print(
+        f"{name}: "
+        + ", ".join(f"{split} {n}" for split, n in counts.items())
+        + f" -> {Path(paths[next(iter(paths))]).parent}"
+    )
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from m2v_bench.datasets import prepare, write_prepared
+
+    result = prepare(args.dataset, args.root, fmt=args.format, table=args.table, media_root=args.media_root)
+    if not result.records:
+        raise M2VError(f"{args.root}: no {args.dataset} samples found; check --root and --format")
+    paths = write_prepared(result, args.out, args.dataset)
+    _print_prepare(args.dataset, result, paths)
+    return 0
+
+
+def _summary_table(report) -> str:
+    rows: dict[tuple[str, str], list[int]] = {}
+    for (dataset, split, label), n in report.counts.items():
+        row = rows.setdefault((dataset, split), [0, 0, 0])
+        if label in (0, 1):
+            row[label] += n
+        else:
+            row[2] += n
+    per_sample: dict[tuple[str, str], list[int]] = {}
+    for issue in report.issues:
+        dataset = Path(issue.where.split(":")[0]).parent.name
+        split = Path(issue.where.split(":")[0]).stem
+        per_sample.setdefault((dataset, split), [0, 0])[0 if issue.severity == "error" else 1] += 1
+    writer = MarkdownTableWriter(
+        headers=["dataset", "split", "samples", "label 0", "label 1", "other label", "errors", "warnings"],
+        value_matrix=[
+            [d, s, sum(c), c[0], c[1], c[2], *per_sample.get((d, s), [0, 0])] for (d, s), c in sorted(rows.items())
+        ],
+        margin=1,
+    )
+    return writer.dumps()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from m2v_bench.validate import validate
+
+    report = validate(args.path, check_media=not args.no_media, deep=args.deep, progress=not args.quiet)
+    shown: dict[str, int] = {}
+    for issue in report.issues:
+        shown[issue.kind] = shown.get(issue.kind, 0) + 1
+        if shown[issue.kind] <= args.max_per_kind:
+            print(issue)
+    hidden = {kind: n - args.max_per_kind for kind, n in shown.items() if n > args.max_per_kind}
+    for kind, n in hidden.items():
+        print(
+            f"... {n} more {kind} issue(s)" + (f" (all in {args.report})" if args.report else " (use --report FILE)")
+        )
+    print(_summary_table(report))
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    failed = bool(report.errors) or (args.strict and bool(report.warnings))
+    print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): {'FAILED' if failed else 'OK'}")
+    return 1 if failed else 0
+
+
+def cmd_make_sample_data(args: argparse.Namespace) -> int:
+    from m2v_bench.sample_data import SampleDataConfig, make_sample_data
+
+    samples = make_sample_data(args.out, SampleDataConfig(seed=args.seed))
+    print(f"wrote synthetic raw datasets to {args.out}: " + ", ".join(f"{k} {len(v)}" for k, v in samples.items()))
+    return 0
+
+
+def sample_prepare_commands(raw: Path, out: Path) -> list[tuple[str, dict]]:
+    """How the sample data is prepared: the same `prepare` calls a user makes on real data."""
+    return [
+        ("mhc", {"root": raw / "MultiHateClip", "table": str(raw / "paper" / "mhc.csv")}),
+        ("hatemm", {"root": raw / "HateMM", "table": str(raw / "paper" / "hatemm.csv")}),
+        ("fhm", {"root": raw / "FHM"}),
+        ("mami", {"root": raw / "MAMI"}),
+    ]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from m2v_bench.datasets import prepare, write_prepared
+    from m2v_bench.sample_data import SampleDataConfig, make_sample_data
+    from m2v_bench.validate import validate
+
+    raw, prepared = args.out / "raw", args.out / "prepared"
+    print(f"[1/3] make-sample-data -> {raw}")
+    make_sample_data(raw, SampleDataConfig(seed=args.seed))
+    print(f"[2/3] prepare -> {prepared}")
+    for name, kwargs in sample_prepare_commands(raw, prepared):
+        result = prepare(name, kwargs["root"], table=kwargs.get("table"))
+        _print_prepare(name, result, write_prepared(result, prepared, name))
+    print(f"[3/3] validate {prepared}")
+    report = validate(prepared, progress=False)
+    for issue in report.issues:
+        print(issue)
+    print(_summary_table(report))
+    if report.errors:
+        print(f"demo FAILED: {len(report.errors)} validation error(s)")
+        return 1
+    print(
+        "demo finished: data prepared and valid. Training, evaluation and the leaderboard join this demo as they land."
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from m2v_bench.datasets import DATASETS, FORMATS
+
+    parser = argparse.ArgumentParser(prog="m2v-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    layouts = "\n".join(f"  {n:7} {s.title}: {s.layout}" for n, s in DATASETS.items())
+    p = sub.add_parser(
+        "prepare",
+        help="turn a raw dataset into manifests",
+        description=f"Turn a raw dataset into manifests <out>/<dataset>/<split>.jsonl.\n\nLayouts:\n{layouts}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("--root", type=Path, required=True, help="the raw dataset folder (or the paper's CSV file)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the prepared manifests")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="official",
+        help="official distribution layout (default) or the paper's CSV format",
+    )
+    p.add_argument(
+        "--table",
+        default=None,
+        help="mhc/hatemm split table: 'paper' (default: the paper's splits and transcripts), "
+        "'official' (mhc only), or a CSV in the paper's format",
+    )
+    p.add_argument("--media-root", type=Path, default=None, help="--format paper: where the videos are")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "validate",
+        help="check prepared manifests and their media",
+        description="Check manifests: ids, leaks, labels, texts, media. Exit 1 on errors.",
+    )
+    p.add_argument("path", type=Path, help="a prepared folder, one dataset's folder or one .jsonl manifest")
+    p.add_argument("--no-media", action="store_true", help="skip the media checks (text-only manifests)")
+    p.add_argument("--deep", action="store_true", help="decode every video frame instead of first + last second")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.add_argument("--report", type=Path, default=None, help="write every issue and the counts as JSON")
+    p.add_argument("--max-per-kind", type=int, default=20, help="issues printed per kind (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "make-sample-data",
+        help="write synthetic raw datasets in the official layouts",
+        description="Write small synthetic MHC, HateMM, FHM and MAMI releases (label-shift design).",
+    )
+    p.add_argument("out", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_sample_data)
+
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the bundled synthetic data",
+        description="Synthetic data -> prepare -> validate (later: re-annotate, train, evaluate).",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except M2VError as exc:
+        print(f"m2v-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("m2v-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

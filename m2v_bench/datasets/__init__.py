@@ -1,0 +1,109 @@
+"""The dataset registry: one :class:`DatasetSpec` per dataset. Adding a dataset = one preparer module + one
+entry here (+ its task YAML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m2v_bench.datasets import fhm, hatemm, mami, mhc, paper
+from m2v_bench.datasets.common import (
+    DatasetSpec,
+    PrepareResult,
+    TableRow,
+    bundled_paper_table,
+    read_paper_table,
+    write_prepared,
+)
+from m2v_bench.errors import PrepareError
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="mhc",
+            title="MultiHateClip (English)",
+            modality="video",
+            label_space_name="offensive",
+            prepare_official=mhc.prepare,
+            layout="English_data/annotation/{train,valid,test}.tsv, English_data/text.json, videos <id>.mp4",
+            has_paper_table=True,
+        ),
+        DatasetSpec(
+            name="hatemm",
+            title="HateMM",
+            modality="video",
+            label_space_name="hateful",
+            prepare_official=hatemm.prepare,
+            layout="HateMM_annotation.csv, hate_videos/*.mp4, non_hate_videos/*.mp4",
+            has_paper_table=True,
+        ),
+        DatasetSpec(
+            name="fhm",
+            title="Facebook Hateful Memes",
+            modality="image",
+            label_space_name="hateful",
+            prepare_official=fhm.prepare,
+            layout="train.jsonl, dev_seen.jsonl, test_seen.jsonl, img/",
+        ),
+        DatasetSpec(
+            name="mami",
+            title="MAMI (SemEval-2022 Task 5)",
+            modality="image",
+            label_space_name="misogynous",
+            prepare_official=mami.prepare,
+            layout="training.csv + images, Test.csv + images, test_labels.txt",
+        ),
+    )
+}
+
+FORMATS = ("official", "paper")
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise PrepareError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def resolve_table(spec: DatasetSpec, table: str | None) -> tuple[list[TableRow] | None, str]:
+    """``table`` is ``paper`` (bundled, the default where one exists), ``official`` (the release's own splits),
+    or the path of a CSV in the paper's format."""
+    if table is None:
+        table = "paper" if spec.has_paper_table else "official"
+    if table == "official":
+        return None, "official"
+    if table == "paper":
+        if not spec.has_paper_table:
+            raise PrepareError(
+                f"no paper split table ships for {spec.name}; it has official splits (--table official)"
+            )
+        return bundled_paper_table(spec.name), f"the paper's {spec.name} table"
+    path = Path(table)
+    if not path.is_file():
+        raise PrepareError(f"--table {table}: not 'paper', 'official' or an existing CSV file")
+    return read_paper_table(path), str(path)
+
+
+def prepare(
+    name: str,
+    root: Path,
+    fmt: str = "official",
+    table: str | None = None,
+    media_root: Path | None = None,
+) -> PrepareResult:
+    """Turn a raw dataset (official layout, or the paper's CSV) into manifest records."""
+    spec = get_dataset(name)
+    if not root.exists():
+        raise PrepareError(f"--root {root}: does not exist")
+    if fmt == "paper":
+        if spec.modality != "video":
+            raise PrepareError("--format paper covers the paper's video CSVs (mhc, hatemm)")
+        return paper.prepare(spec, root, media_root)
+    if fmt != "official":
+        raise PrepareError(f"unknown --format {fmt!r}; expected one of {FORMATS}")
+    rows, table_name = resolve_table(spec, table)
+    return spec.prepare_official(spec, root, rows, table_name)
+
+
+__all__ = ["DATASETS", "FORMATS", "DatasetSpec", "PrepareResult", "get_dataset", "prepare", "write_prepared"]

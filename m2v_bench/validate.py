@@ -1,0 +1,173 @@
+"""``m2v-bench validate``: check prepared manifests before anything trains or evaluates on them.
+
+Errors (exit 1): unreadable manifest lines, duplicate ids in a split, the same id in two splits (a leak), labels
+outside the label space, missing or unreadable media (zero-byte, truncated, not a video/image, no frames),
+a frames folder that does not exist. Warnings: empty text (HateMM has 57 empty transcripts; the paper kept
+them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from m2v_bench.errors import M2VError, ManifestError
+from m2v_bench.labels import LABEL_SPACES
+from m2v_bench.manifest import SPLITS, Record, read_manifest
+from m2v_bench.media import MediaError, probe_image, probe_video
+
+ERROR, WARNING = "error", "warning"
+
+
+@dataclass(frozen=True)
+class Issue:
+    severity: str
+    kind: str
+    where: str
+    """The manifest file (and line, where known)."""
+    id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        sample = f" [{self.id}]" if self.id else ""
+        return f"{self.severity.upper():7} {self.kind:14} {self.where}{sample}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    issues: list[Issue] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    """(dataset folder, split, label) -> samples."""
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == WARNING]
+
+    def to_json(self) -> dict:
+        return {
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "issues": [asdict(i) for i in self.issues],
+            "counts": [
+                {"dataset": d, "split": s, "label": lab, "samples": n}
+                for (d, s, lab), n in sorted(self.counts.items())
+            ],
+        }
+
+
+def find_manifests(path: Path) -> dict[Path, list[Path]]:
+    """Manifest files grouped by dataset folder. ``path`` is a prepared root (``<dataset>/<split>.jsonl``), one
+    dataset folder, or one .jsonl file."""
+    path = Path(path)
+    if path.is_file():
+        return {path.parent: [path]}
+    if not path.is_dir():
+        raise M2VError(f"{path}: no such file or folder; prepare data first with `m2v-bench prepare`")
+    groups: dict[Path, list[Path]] = {}
+    for folder in [path, *sorted(p for p in path.iterdir() if p.is_dir())]:
+        files = [folder / f"{split}.jsonl" for split in SPLITS if (folder / f"{split}.jsonl").is_file()]
+        if files:
+            groups[folder] = files
+    if not groups:
+        raise M2VError(f"{path}: no manifest (<split>.jsonl) here or in its sub-folders; run `m2v-bench prepare`")
+    return groups
+
+
+def _probe(record: Record, manifest: Path, deep: bool) -> tuple[str, str] | None:
+    """(kind, message) for a media problem, None when the media is fine."""
+    path = record.media_path(manifest.parent)
+    if path is None:
+        return "missing-media", "no media file recorded (media is null); add the file and prepare again"
+    try:
+        if record.modality == "video":
+            probe_video(path, deep=deep)
+        else:
+            probe_image(path)
+    except MediaError as exc:
+        return exc.reason, str(exc)
+    if record.frames_dir is not None and not Path(manifest.parent, record.frames_dir).is_dir():
+        return "missing-frames", f"frames folder {record.frames_dir} does not exist"
+    return None
+
+
+def validate(path: Path, check_media: bool = True, deep: bool = False, progress: bool = True) -> ValidationReport:
+    report = ValidationReport()
+    for folder, files in find_manifests(path).items():
+        _validate_group(report, folder, files, check_media, deep, progress)
+    return report
+
+
+def _validate_group(
+    report: ValidationReport, folder: Path, files: list[Path], check_media: bool, deep: bool, progress: bool
+) -> None:
+    located: list[tuple[Record, Path, str]] = []  # record, manifest, file:line
+    for manifest in files:
+        try:
+            records = read_manifest(manifest)
+        except ManifestError as exc:
+            report.issues.append(Issue(ERROR, "bad-manifest", str(manifest), None, str(exc)))
+            continue
+        # read_manifest skips blank lines; recover line numbers for messages.
+        lines = [n for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+        located.extend((r, manifest, f"{manifest}:{n}") for r, n in zip(records, lines, strict=True))
+
+    splits_of: dict[str, dict[str, str]] = defaultdict(dict)  # id -> split -> where
+    for record, _manifest, where in located:
+        report.counts[(folder.name, record.split, record.label)] += 1
+        space = LABEL_SPACES[record.label_space]
+        if record.label not in (0, 1):
+            report.issues.append(
+                Issue(
+                    ERROR,
+                    "bad-label",
+                    where,
+                    record.id,
+                    f"label {record.label} is outside the '{space.name}' label space "
+                    f"(0 = {space.negative}, 1 = {space.positive})",
+                )
+            )
+        if not record.text.strip():
+            report.issues.append(Issue(WARNING, "empty-text", where, record.id, "text is empty"))
+        seen = splits_of[record.id]
+        if record.split in seen:
+            report.issues.append(
+                Issue(
+                    ERROR,
+                    "duplicate-id",
+                    where,
+                    record.id,
+                    f"id appears twice in {record.split} (first at {seen[record.split]})",
+                )
+            )
+        else:
+            seen[record.split] = where
+    for sample_id, splits in splits_of.items():
+        if len(splits) > 1:
+            places = ", ".join(f"{split} ({where})" for split, where in splits.items())
+            report.issues.append(
+                Issue(
+                    ERROR,
+                    "split-leak",
+                    next(iter(splits.values())),
+                    sample_id,
+                    f"the same id is in {len(splits)} splits: {places}; remove it from all but one",
+                )
+            )
+    if not check_media:
+        return
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = pool.map(lambda item: _probe(item[0], item[1], deep), located)
+        bar = tqdm(results, total=len(located), desc=f"media {folder.name}", unit="file", disable=not progress)
+        for (record, _manifest, where), problem in zip(located, bar, strict=True):
+            if problem is not None:
+                kind, message = problem
+                report.issues.append(Issue(ERROR, kind, where, record.id, message))
