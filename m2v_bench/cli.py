@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except M2VError as exc:
+    except (M2VError, OSError) as exc:  # OSError: a path the user named cannot be read or written
         print(f"m2v-bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

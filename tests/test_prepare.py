@@ -138,3 +138,10 @@ def test_prepare_cli_user_errors_are_one_line(tmp_path, capsys):
     assert main(["prepare", "fhm", "--root", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("m2v-bench: error: --root") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_binary_annotation_file_is_a_clear_error(sample_raw, tmp_path):
+    root = _copy_tree(sample_raw[0], "HateMM", tmp_path)
+    (root / "HateMM_annotation.csv").write_bytes(b"\xff\xfe\x00binary\x00" * 50)
+    with pytest.raises(PrepareError, match="HateMM_annotation.csv:.*not a readable UTF-8 table"):
+        prepare("hatemm", root, table=str(sample_raw[0] / "paper" / "hatemm.csv"))

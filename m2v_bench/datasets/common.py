@@ -116,10 +116,13 @@ def read_csv_rows(path: Path, delimiter: str = ",", required: Iterable[str] = ()
         raise PrepareError(f"{path}: file not found")
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise PrepareError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        return [(f"{path}:{reader.line_num}", row) for row in reader]
+        try:
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise PrepareError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+            return [(f"{path}:{reader.line_num}", row) for row in reader]
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise PrepareError(f"{path}:{reader.line_num}: not a readable UTF-8 table ({exc})") from None
 
 
 PAPER_CSV_COLUMNS = ("id", "text", "type", "label")
