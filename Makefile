@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test lint install venv clean-venvs
+.PHONY: demo test lint install venv bench clean-venvs
 
 demo: install
 	$(BIN)/m2v-bench demo --out $(DEMO_OUT)
@@ -40,6 +40,9 @@ $(VENV)/.complete:
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --editable ".[dev]"
 	$(BIN)/python -m pip check
 	touch $@
+
+bench: install
+	$(BIN)/python bench/frames.py
 
 # Remove cached venvs other than the current one.
 clean-venvs:

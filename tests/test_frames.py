@@ -1,0 +1,257 @@
+import logging
+
+import numpy as np
+import pytest
+from media_fixtures import good_video, text_file, truncated_copy, zero_byte
+from PIL import Image
+
+from m2v_bench.frames import (
+    CACHE_ENV,
+    FrameSampler,
+    FrameView,
+    balance_runs,
+    frame_files,
+    grey_variance,
+    plan_runs,
+    uniform_indices,
+)
+from m2v_bench.media import CorruptMedia, EmptyMedia, MissingMedia, NoFrames, NotAnImage, NotAVideo, write_video
+
+H, W = 48, 64
+
+
+def flat(value):
+    return np.full((H, W, 3), value, dtype=np.uint8)
+
+
+def textured(seed):
+    return np.random.default_rng(seed).integers(0, 255, (H, W, 3), dtype=np.uint8)
+
+
+def low_noise(seed):
+    """Grey-level variance ~25: below the paper's threshold of 100."""
+    return np.clip(128 + np.random.default_rng(seed).normal(0, 5, (H, W, 1)), 0, 255).astype(np.uint8).repeat(3, 2)
+
+
+# ------------------------------------------------------------------------------------------------ index rule
+
+
+@pytest.mark.parametrize("total", [1, 5, 15, 16, 17, 100, 241, 1800, 1801])
+def test_uniform_indices_follow_the_papers_rule(total):
+    indices = uniform_indices(total, 16)
+    assert indices == [int(i) for i in np.arange(0, total, total / 16)]
+    assert len(indices) == 16 and indices[0] == 0 and indices == sorted(indices) and indices[-1] < total
+
+
+def test_uniform_indices_examples():
+    assert uniform_indices(100, 4) == [0, 25, 50, 75]
+    assert uniform_indices(3, 6) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError):
+        uniform_indices(0, 16)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_never_decodes_more_than_sequential_or_seeking(seed):
+    rng = np.random.default_rng(seed)
+    total = int(rng.integers(20, 3000))
+    keyframes = sorted({0, *rng.integers(1, total, size=int(rng.integers(0, 40))).tolist()})
+    targets = sorted(set(uniform_indices(total, int(rng.integers(1, 32)))))
+    runs = plan_runs(targets, keyframes)
+    assert [t for _, ts in runs for t in ts] == targets
+
+    def keyframe_of(t):
+        return max(k for k in keyframes if k <= t)
+
+    assert all(keyframe_of(ts[0]) == k for k, ts in runs)
+    cost = sum(ts[-1] - k + 1 for k, ts in runs)
+    assert cost <= targets[-1] + 1  # sequential from frame 0
+    assert cost <= sum(t - keyframe_of(t) + 1 for t in targets)  # one seek per target
+    groups = balance_runs(runs, 2)
+    assert sorted(r for g in groups for r in g) == sorted(runs)
+
+
+# ------------------------------------------------------------------------------------------- keyframe view
+
+
+def test_grey_variance_is_pil_luma_variance():
+    assert grey_variance(flat(200)) == 0
+    rgb = textured(0)
+    assert grey_variance(rgb) == pytest.approx(np.asarray(Image.fromarray(rgb).convert("L"), float).var())
+
+
+@pytest.fixture(scope="module")
+def keyframe_clip(tmp_path_factory):
+    """Frames 0-2 black, 3-4 flat grey, 5-6 low noise, 7.. textured: the keyframe is frame 7."""
+    frames = [flat(0)] * 3 + [flat(128)] * 2 + [low_noise(5), low_noise(6)] + [textured(i) for i in range(9)]
+    return write_video(tmp_path_factory.mktemp("kf") / "clip.mp4", frames, fps=8, crf=18), frames
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_keyframe_is_first_frame_above_threshold(keyframe_clip, backend):
+    path, frames = keyframe_clip
+    result = FrameSampler(backend, threads=1).sample(path, FrameView.keyframe(size=None))
+    assert result.indices == [7] and not result.fallback
+    decoded = _all_frames(path)[7]
+    assert np.abs(result.array[0].astype(int) - decoded).mean() < 3.0  # pyav: exact; decord: YUV->RGB rounding
+    low = FrameSampler(backend).sample(path, FrameView.keyframe(threshold=10, size=(32, 32)))
+    assert low.indices == [5] and low.array.shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_keyframe_falls_back_to_most_varied_frame_and_says_so(tmp_path, caplog, backend):
+    frames = [flat(0), low_noise(1), flat(90), flat(128)]
+    path = write_video(tmp_path / "dull.mp4", frames, fps=4, crf=18)
+    with caplog.at_level(logging.WARNING, logger="m2v_bench.frames"):
+        result = FrameSampler(backend).sample(path, FrameView.keyframe())
+    assert result.fallback and result.indices == [1] and result.total_frames == 4
+    assert result.array.shape == (1, 560, 560, 3)
+    assert "using the most varied frame (1)" in caplog.text
+
+
+def _frames_dir(folder, frames):
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    return folder
+
+
+def test_frames_folder_natural_order_and_both_views(tmp_path):
+    frames = [flat(0)] * 9 + [flat(50), textured(1), textured(2), textured(3)]  # files 0.png .. 12.png
+    folder = _frames_dir(tmp_path / "frames", frames)
+    assert [p.name for p in frame_files(folder)][8:11] == ["8.png", "9.png", "10.png"]
+    key = FrameSampler().sample(folder, FrameView.keyframe(size=None))
+    assert key.indices == [10] and np.array_equal(key.array[0], frames[10])
+    view = FrameSampler().sample(folder, FrameView.uniform(4))
+    assert view.indices == uniform_indices(13, 4) == [0, 3, 6, 9]
+    assert np.array_equal(view.array, np.stack([frames[i] for i in view.indices]))
+
+
+# -------------------------------------------------------------------------------------------- uniform view
+
+
+@pytest.fixture(scope="module")
+def gop_clip(tmp_path_factory):
+    """100 frames, a keyframe every 10: the plan mixes sequential decoding and seeks."""
+    frames = [np.roll(textured(0), 3 * i, axis=1) for i in range(100)]
+    return write_video(tmp_path_factory.mktemp("gop") / "clip.mp4", frames, fps=25, gop=10, crf=18)
+
+
+def _all_frames(path):
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pyav_plan_gives_exactly_the_sequentially_decoded_frames(gop_clip, threads):
+    reference = _all_frames(gop_clip)
+    result = FrameSampler("pyav", threads=threads).sample(gop_clip, FrameView.uniform(16))
+    assert result.total_frames == 100 and result.indices == uniform_indices(100, 16)
+    assert np.array_equal(result.array, np.stack([reference[i] for i in result.indices]))
+
+
+def test_backends_agree_within_codec_tolerance(gop_clip):
+    view = FrameView.uniform(16, size=(32, 24))
+    pyav = FrameSampler("pyav").sample(gop_clip, view)
+    decord = FrameSampler("decord").sample(gop_clip, view)
+    assert pyav.indices == decord.indices and pyav.total_frames == decord.total_frames
+    assert pyav.array.shape == decord.array.shape == (16, 24, 32, 3)
+    assert np.abs(pyav.array.astype(int) - decord.array.astype(int)).mean() < 3.0  # YUV->RGB conversion only
+
+
+def test_images_are_pil(gop_clip):
+    images = FrameSampler().sample(gop_clip, FrameView.uniform(2, size=(40, 30))).images()
+    assert [im.size for im in images] == [(40, 30), (40, 30)]
+
+
+# ---------------------------------------------------------------------------------------------- bad media
+
+
+@pytest.fixture(scope="module")
+def bad_media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    source = good_video(folder / "good.mp4", frames=40)
+    empty_dir = folder / "empty_frames"
+    empty_dir.mkdir()
+    junk_dir = folder / "junk_frames"
+    junk_dir.mkdir()
+    text_file(junk_dir / "0.png")
+    import av
+
+    zero = folder / "zero_frames.mkv"
+    with av.open(str(zero), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        container.start_encoding()
+    return {
+        "zero-byte": (zero_byte(folder / "zero.mp4"), EmptyMedia),
+        "truncated": (truncated_copy(source, folder / "cut.mp4", 0.5), CorruptMedia),
+        "not-a-video": (text_file(folder / "text.mp4"), NotAVideo),
+        "zero-frames": (zero, NoFrames),
+        "missing": (folder / "absent.mp4", MissingMedia),
+        "missing-frames-dir": (folder / "absent_frames", MissingMedia),
+        "empty-frames-dir": (empty_dir, NoFrames),
+        "unreadable-frame": (junk_dir, NotAnImage),
+    }
+
+
+CASES = ["zero-byte", "truncated", "not-a-video", "zero-frames", "missing", "empty-frames-dir", "unreadable-frame"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+@pytest.mark.parametrize("view", [FrameView.uniform(16), FrameView.keyframe()], ids=["uniform", "keyframe"])
+def test_bad_media_gives_typed_errors_naming_the_file(bad_media, case, backend, view):
+    path, error = bad_media[case]
+    if backend == "decord" and case == "zero-frames":
+        error = (NoFrames, CorruptMedia)  # decord cannot tell an empty stream from a broken one
+    with pytest.raises(error) as info:
+        FrameSampler(backend).sample(path, view)
+    assert str(path) in str(info.value)
+
+
+def test_folder_that_does_not_exist_is_missing_media(bad_media):
+    with pytest.raises(MissingMedia, match="frames folder does not exist"):
+        frame_files(bad_media["missing-frames-dir"][0])
+
+
+# -------------------------------------------------------------------------------------------------- cache
+
+
+def test_cache_returns_the_same_frames_without_decoding(gop_clip, tmp_path, monkeypatch):
+    view = FrameView.uniform(8, size=(32, 24))
+    sampler = FrameSampler(cache_dir=tmp_path / "cache")
+    first = sampler.sample(gop_clip, view)
+    assert "cached" not in first.meta and len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr("m2v_bench.frames._uniform_pyav", no_decoding)
+    again = sampler.sample(gop_clip, view)
+    assert again.meta == {"cached": True} and np.array_equal(again.array, first.array)
+    assert (again.indices, again.total_frames, again.fallback) == (first.indices, first.total_frames, False)
+    with pytest.raises(AssertionError, match="decoded although cached"):
+        sampler.sample(gop_clip, FrameView.uniform(4))  # another view is another entry
+
+
+def test_cache_is_keyed_by_content_and_survives_corruption(gop_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env_cache"))
+    sampler = FrameSampler()
+    assert sampler.cache_dir == tmp_path / "env_cache"
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(gop_clip.read_bytes())
+    first = sampler.sample(gop_clip, FrameView.uniform(4))
+    assert sampler.sample(copy, FrameView.uniform(4)).meta == {"cached": True}  # same content, other path
+    other = good_video(tmp_path / "other.mp4")
+    assert "cached" not in sampler.sample(other, FrameView.uniform(4)).meta
+    for npy in (tmp_path / "env_cache").rglob("*.npy"):
+        npy.write_bytes(b"half written")
+    again = sampler.sample(gop_clip, FrameView.uniform(4))
+    assert "cached" not in again.meta and np.array_equal(again.array, first.array)
+
+
+def test_cache_is_opt_in(monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert FrameSampler().cache_dir is None
