@@ -37,7 +37,7 @@ from typing import Literal
 Modality = Literal["image", "video"]
 
 PROMPT_VERSION = 1
-"""Bump when the text of :data:`PROMPT_TEMPLATE` or :func:`demonstration_prompt` changes (tasks and
+"""Bump when the text of :data:`PROMPT_TEMPLATE` or :data:`DEMONSTRATION_TEMPLATE` changes (tasks and
 checkpoints record it, so results made with another prompt are never mixed up)."""
 
 PROMPT_TEMPLATE = (
@@ -46,9 +46,17 @@ PROMPT_TEMPLATE = (
 )
 """The paper's zero-shot prompt (Wang, Tan, Lee; WWW 2025)."""
 
-DEMONSTRATION_TEMPLATE = "Description of the {modality}: '{description}' \n" + PROMPT_TEMPLATE
-"""A few-shot demonstration for models that see one image: the demonstration video's visual content is
-given as the text description released with the paper (reference/*_demo_description.csv)."""
+DEMONSTRATION_TEMPLATE = (
+    "Video with vision content: '{description}' and Text: '{text}'. \n "
+    "Analyze the {modality} and text to determine if the content is {positive}. "
+    "Respond with '{positive}' or '{negative}'\u2014just one word, no sentences. \n "
+    "{answer} \n "
+)
+"""One few-shot demonstration as the paper's script writes it: a demonstration video's visual content is given as
+the text description released with the paper (reference/*_demo_description.csv), followed by its answer."""
+
+DEMONSTRATIONS_END = " Video with vision content as shown and "
+"""Joins the demonstrations to the query prompt (the paper's wording)."""
 
 _NEGATORS = ("non", "not", "isnt", "arent", "wasnt", "never")
 
@@ -136,24 +144,21 @@ class Demonstration:
     text: str
 
 
-def demonstration_prompt(demo: Demonstration, space: LabelSpace, modality: Modality = "video") -> str:
-    """The user turn of a text-only demonstration (visual content given as its description)."""
-    return DEMONSTRATION_TEMPLATE.format(
-        description=demo.description,
-        text=demo.text,
-        modality=modality,
-        positive=space.positive,
-        negative=space.negative,
+def few_shot_prompt(text: str, space: LabelSpace, modality: Modality, demonstrations: list[Demonstration] = ()) -> str:
+    """The user prompt with ``demonstrations`` before the query, in the paper's format; with none, the zero-shot
+    prompt (the paper's main results use k = 0)."""
+    prompt = space.prompt(text, modality)
+    if not demonstrations:
+        return prompt
+    demos = "".join(
+        DEMONSTRATION_TEMPLATE.format(
+            description=demo.description,
+            text=demo.text,
+            modality=modality,
+            positive=space.positive,
+            negative=space.negative,
+            answer=space.word(demo.label),
+        )
+        for demo in demonstrations
     )
-
-
-def few_shot_messages(
-    demos: list[Demonstration], space: LabelSpace, modality: Modality = "video"
-) -> list[dict[str, str]]:
-    """Chat turns (user prompt, assistant answer) for text-described demonstrations, to prepend before the
-    query turn. Image-capable multi-turn models may instead show the demonstration media themselves."""
-    messages: list[dict[str, str]] = []
-    for demo in demos:
-        messages.append({"role": "user", "content": demonstration_prompt(demo, space, modality)})
-        messages.append({"role": "assistant", "content": space.word(demo.label)})
-    return messages
+    return demos + DEMONSTRATIONS_END + prompt

@@ -5,7 +5,7 @@ from m2v_bench.labels import (
     PROMPT_TEMPLATE,
     Answer,
     Demonstration,
-    few_shot_messages,
+    few_shot_prompt,
     get_label_space,
     parse_answer,
 )
@@ -99,9 +99,14 @@ def test_unknown_label_space_names_the_known_ones():
         get_label_space("toxic")
 
 
-def test_few_shot_messages_alternate_user_and_answer():
+def test_few_shot_prompt_is_the_papers_format():
     demos = [Demonstration("a", 1, "a man shouting", "go away"), Demonstration("b", 0, "a cat", "meow")]
-    messages = few_shot_messages(demos, OFFENSIVE)
-    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
-    assert [m["content"] for m in messages[1::2]] == ["offensive", "non-offensive"]
-    assert messages[0]["content"].startswith("Description of the video: 'a man shouting' \nText: 'go away'")
+    prompt = few_shot_prompt("query text", OFFENSIVE, "video", demos)
+    respond = "Respond with 'offensive' or 'non-offensive'\u2014just one word, no sentences."
+    analyze = "Analyze the video and text to determine if the content is offensive. "
+    assert prompt == (
+        f"Video with vision content: 'a man shouting' and Text: 'go away'. \n {analyze}{respond} \n offensive \n "
+        f"Video with vision content: 'a cat' and Text: 'meow'. \n {analyze}{respond} \n non-offensive \n "
+        f" Video with vision content as shown and Text: 'query text' \n {analyze}{respond}"
+    )
+    assert few_shot_prompt("q", HATEFUL, "image") == HATEFUL.prompt("q", "image")

@@ -1,5 +1,6 @@
 """What `pip install .` puts into site-packages: one import name, the package data, the console script."""
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -13,6 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    # Build from a copy: an in-tree build/ folder would outlive deleted modules and leak them into later wheels.
+    source = tmp_path_factory.mktemp("src") / "m2v-bench"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__"))
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [
@@ -25,7 +29,7 @@ def installed(tmp_path_factory):
             "--no-build-isolation",
             "--target",
             str(target),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
