@@ -40,6 +40,8 @@ $(VENV)/.complete:
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --editable ".[dev]"
 	$(BIN)/python -m pip check
 	touch $@
+	@# a new venv replaces the ones made for older dependency declarations (7 GB each)
+	find $(M2V_CACHE) -maxdepth 1 -name 'venv-*' ! -path '$(VENV)' -exec rm -rf {} +
 
 bench: install
 	$(BIN)/python bench/frames.py

@@ -90,28 +90,17 @@ def cmd_make_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_prepare_commands(raw: Path, out: Path) -> list[tuple[str, dict]]:
-    """How the sample data is prepared: the same `prepare` calls a user makes on real data."""
-    return [
-        ("mhc", {"root": raw / "MultiHateClip", "table": str(raw / "paper" / "mhc.csv")}),
-        ("hatemm", {"root": raw / "HateMM", "table": str(raw / "paper" / "hatemm.csv")}),
-        ("fhm", {"root": raw / "FHM"}),
-        ("mami", {"root": raw / "MAMI"}),
-    ]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from m2v_bench.datasets import prepare, write_prepared
-    from m2v_bench.sample_data import SampleDataConfig, make_sample_data
+    from m2v_bench.manifest import manifest_paths
+    from m2v_bench.sample_data import SampleDataConfig, make_sample_data, prepare_sample_data
     from m2v_bench.validate import validate
 
     raw, prepared = args.out / "raw", args.out / "prepared"
     print(f"[1/3] make-sample-data -> {raw}")
     make_sample_data(raw, SampleDataConfig(seed=args.seed))
     print(f"[2/3] prepare -> {prepared}")
-    for name, kwargs in sample_prepare_commands(raw, prepared):
-        result = prepare(name, kwargs["root"], table=kwargs.get("table"))
-        _print_prepare(name, result, write_prepared(result, prepared, name))
+    for name, result in prepare_sample_data(raw, prepared).items():
+        _print_prepare(name, result, manifest_paths(prepared / name))
     print(f"[3/3] validate {prepared}")
     report = validate(prepared, progress=False)
     for issue in report.issues:

@@ -376,3 +376,48 @@ def _write_mami(out: Path, rng: np.random.Generator, samples: list[Sample], conf
             else:
                 test.writerow([name, s.text])
                 gold.writerow([name, s.label, *flags])
+
+
+def prepare_commands(raw: Path) -> list[tuple[str, dict]]:
+    """The `m2v-bench prepare` calls that turn the sample data into manifests: the same a user makes on real data
+    (the video datasets with their own split tables, since their ids are not the paper's)."""
+    return [
+        ("mhc", {"root": raw / "MultiHateClip", "table": str(raw / "paper" / "mhc.csv")}),
+        ("hatemm", {"root": raw / "HateMM", "table": str(raw / "paper" / "hatemm.csv")}),
+        ("fhm", {"root": raw / "FHM"}),
+        ("mami", {"root": raw / "MAMI"}),
+    ]
+
+
+def prepare_sample_data(raw: Path, out: Path) -> dict:
+    """Prepare every dataset of the sample data in ``raw`` into ``out``; returns the PrepareResult per dataset."""
+    from m2v_bench.datasets import prepare, write_prepared
+
+    results = {}
+    for name, kwargs in prepare_commands(raw):
+        results[name] = prepare(name, kwargs["root"], table=kwargs.get("table"))
+        write_prepared(results[name], out, name)
+    return results
+
+
+def default_prepared_dir(cache: Path | None = None) -> Path:
+    """The prepared sample data that tasks use when ``M2V_DATA_DIR`` is not set, made on first use (seed 0, a few
+    seconds) under ``$M2V_CACHE`` or ``~/.cache/m2v-bench`` and reused after."""
+    import os
+
+    from filelock import FileLock
+
+    from m2v_bench import __version__
+
+    cache = cache or Path(os.environ.get("M2V_CACHE", Path.home() / ".cache" / "m2v-bench"))
+    root = cache / f"sample-data-{__version__}-seed0"
+    done = root / "prepared" / ".complete"
+    if done.is_file():
+        return root / "prepared"
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if not done.is_file():
+            make_sample_data(root / "raw", SampleDataConfig(seed=0))
+            prepare_sample_data(root / "raw", root / "prepared")
+            done.touch()
+    return root / "prepared"

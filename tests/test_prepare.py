@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from m2v_bench.cli import main, sample_prepare_commands
+from m2v_bench.cli import main
 from m2v_bench.datasets import DATASETS, prepare, write_prepared
 from m2v_bench.errors import PrepareError
 from m2v_bench.manifest import read_manifest, split_hash
+from m2v_bench.sample_data import prepare_commands
 
 
 def truth_of(samples):
@@ -24,7 +25,7 @@ def records_of(records):
 @pytest.mark.parametrize("dataset", ["mhc", "hatemm", "fhm", "mami"])
 def test_official_layout_round_trip(sample_raw, tmp_path, dataset):
     raw, samples = sample_raw
-    kwargs = dict(sample_prepare_commands(raw, tmp_path))[dataset]
+    kwargs = dict(prepare_commands(raw))[dataset]
     result = prepare(dataset, kwargs["root"], table=kwargs.get("table"))
     assert records_of(result.records) == truth_of(samples[dataset])
     assert result.excluded == [] and result.warnings == []
@@ -48,7 +49,7 @@ def test_official_layout_round_trip(sample_raw, tmp_path, dataset):
 @pytest.mark.parametrize("dataset", ["mhc", "hatemm"])
 def test_paper_csv_round_trip_equals_official(sample_raw, dataset):
     raw, samples = sample_raw
-    kwargs = dict(sample_prepare_commands(raw, raw))[dataset]
+    kwargs = dict(prepare_commands(raw))[dataset]
     official = prepare(dataset, kwargs["root"], table=kwargs["table"])
     paper = prepare(dataset, raw / "paper" / f"{dataset}.csv", fmt="paper")
     assert records_of(paper.records) == records_of(official.records) == truth_of(samples[dataset])

@@ -1,0 +1,56 @@
+"""The paper's metrics, in one place for the lmms-eval tasks and the leaderboard: accuracy, macro-F1, and the
+positive class's F1, precision and recall, plus the invalid-answer rate (and AUROC when label scores exist).
+
+Predictions are 1 (positive), 0 (negative) or -1 (invalid: the answer parser found neither label, see
+:mod:`m2v_bench.labels`). An invalid answer counts as wrong, as in the paper: it is a third predicted class that
+sklearn scores against ``labels=[0, 1]``, so it lowers the recall of its gold class (and accuracy) without
+counting as a false positive of the other class. Everything is computed with scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
+
+INVALID = -1
+METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")
+
+
+def _check(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(golds, dtype=int), np.asarray(preds, dtype=int)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} gold labels but {len(y_pred)} predictions")
+    if y_true.size == 0:
+        raise ValueError("no predictions to score")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError(f"gold labels must be 0 or 1, got {sorted(set(y_true.tolist()) - {0, 1})}")
+    if not np.isin(y_pred, (0, 1, INVALID)).all():
+        raise ValueError(f"predictions must be 0, 1 or -1, got {sorted(set(y_pred.tolist()) - {0, 1, -1})}")
+    return y_true, y_pred
+
+
+def classification_metrics(golds: Sequence[int], preds: Sequence[int]) -> dict[str, float]:
+    """All of :data:`METRICS` for one set of predictions. A metric whose denominator is zero (e.g. precision when
+    nothing is predicted positive) is 0.0, as sklearn's ``zero_division=0``."""
+    y_true, y_pred = _check(golds, preds)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=[1], average=None, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=[0, 1], average="macro", zero_division=0)),
+        "f1": float(f1[0]),
+        "precision": float(precision[0]),
+        "recall": float(recall[0]),
+        "invalid_rate": float(np.mean(y_pred == INVALID)),
+    }
+
+
+def auroc(golds: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve of positive-label scores; NaN when the gold labels hold one class only."""
+    y_true = np.asarray(golds, dtype=int)
+    if len(set(y_true.tolist())) < 2:
+        return float("nan")
+    return float(roc_auc_score(y_true, np.asarray(scores, dtype=float)))

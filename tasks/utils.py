@@ -1,0 +1,118 @@
+"""doc_to_* functions of the m2v tasks. Pure functions of the doc (no work at import); the prompt, the label words,
+the answer parser and the metrics all come from m2v_bench, so every task asks and scores the same way."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from m2v_bench.datasets import DATASETS
+from m2v_bench.errors import M2VError
+from m2v_bench.frames import FrameSampler, FrameView
+from m2v_bench.labels import few_shot_prompt, get_label_space
+from m2v_bench.manifest import read_manifest
+from m2v_bench.metrics import classification_metrics
+
+VIEWS = ("video", "keyframe", "image")
+_PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
+
+
+def process_docs(dataset):
+    """Replace the task's one-line descriptor (dataset, view) with the docs of that dataset's test manifest."""
+    import datasets
+
+    from m2v_bench.data_dir import manifest_path
+
+    if len(dataset) != 1:
+        raise M2VError(f"an m2v task descriptor holds one line, this one {len(dataset)}")
+    name, view = dataset[0]["dataset"], dataset[0]["view"]
+    if view not in VIEWS:
+        raise M2VError(f"unknown view {view!r} in the {name} task descriptor; expected one of {VIEWS}")
+    path = manifest_path(name, "test")
+    rows = []
+    for record in read_manifest(path):
+        media = record.media_path(path.parent)
+        rows.append(
+            {
+                "id": record.id,
+                "dataset": record.dataset,
+                "source": record.source,
+                "label": record.label,
+                "label_space": record.label_space,
+                "text": record.text,
+                "media": str(media.resolve()) if media else None,
+                "view": view,
+            }
+        )
+    if not rows:
+        raise M2VError(f"{path} holds no sample")
+    return datasets.Dataset.from_list(rows)
+
+
+def _media(doc) -> str:
+    if not doc["media"]:
+        raise M2VError(
+            f"sample {doc['id']} of {doc['dataset']} has no media file; add it and prepare again "
+            "(`m2v-bench validate` lists every such sample)"
+        )
+    return doc["media"]
+
+
+def doc_to_visual(doc):
+    """The video path (video view: the model samples frames itself), the keyframe (keyframe view: the paper's
+    LLaMA input, 560x560), or the meme image."""
+    if doc["view"] == "video":
+        return [_media(doc)]
+    if doc["view"] == "keyframe":
+        return FrameSampler().sample(_media(doc), FrameView.keyframe()).images()
+    with Image.open(_media(doc)) as image:
+        return [image.convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    shots = int((lmms_eval_specific_kwargs or {}).get("shots", 0))
+    demos = DATASETS[doc["dataset"]].demonstrations()[:shots] if shots else []
+    if shots > len(demos):
+        raise M2VError(f"{shots} shots asked, but {doc['dataset']} has {len(demos)} demonstrations")
+    space = get_label_space(doc["label_space"])
+    return few_shot_prompt(doc["text"], space, _PROMPT_MODALITY[doc["view"]], demos)
+
+
+def doc_to_target(doc):
+    return get_label_space(doc["label_space"]).word(doc["label"])
+
+
+def process_results(doc, results):
+    """One record per sample for every metric: id, gold, parsed prediction and raw response, so the per-sample log
+    alone is enough to recompute the metrics (the leaderboard does)."""
+    response = results[0] if results else ""
+    prediction = get_label_space(doc["label_space"]).parse(response)
+    item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response}
+    return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")}
+
+
+def _aggregate(items, metric: str) -> float:
+    return classification_metrics([i["gold"] for i in items], [i["pred"] for i in items])[metric]
+
+
+def aggregate_accuracy(items):
+    return _aggregate(items, "accuracy")
+
+
+def aggregate_macro_f1(items):
+    return _aggregate(items, "macro_f1")
+
+
+def aggregate_f1(items):
+    return _aggregate(items, "f1")
+
+
+def aggregate_precision(items):
+    return _aggregate(items, "precision")
+
+
+def aggregate_recall(items):
+    return _aggregate(items, "recall")
+
+
+def aggregate_invalid_rate(items):
+    return _aggregate(items, "invalid_rate")
