@@ -115,6 +115,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from m2v_bench.models.families import get_family
+
+    path = get_family(args.family).build_tiny(args.out)
+    print(f"wrote a tiny random {args.family} checkpoint with its processor to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from m2v_bench.datasets import DATASETS, FORMATS
 
@@ -169,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_sample_data)
+
+    from m2v_bench.models.families import FAMILIES
+
+    p = sub.add_parser(
+        "make-tiny-model",
+        help="write a tiny random checkpoint of a model family",
+        description="Write a tiny random checkpoint (real classes, small config, locally trained tokenizer) that "
+        "AutoModelForImageTextToText and AutoProcessor reload offline. For tests and the demo.",
+    )
+    p.add_argument("family", choices=list(FAMILIES))
+    p.add_argument("out", type=Path)
+    p.set_defaults(func=cmd_make_tiny_model)
 
     p = sub.add_parser(
         "demo",

@@ -36,5 +36,7 @@ def register_tasks() -> None:
 
 def manifests() -> list:
     """Called by lmms-eval at start-up: registers the tasks and returns the model manifests."""
+    from lmms_eval.models.registry_v2 import ModelManifest
+
     register_tasks()
-    return []
+    return [ModelManifest(model_id="m2v", simple_class_path="m2v_bench.models.lmms_model.M2V")]

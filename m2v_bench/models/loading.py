@@ -1,0 +1,194 @@
+"""Loading a checkpoint of any registered family: base, base + LoRA adapter, or merged.
+
+Device, dtype, quantization and attention implementation are all arguments; nothing assumes a CPU, a GPU or a
+dtype. ``pretrained`` may be a base checkpoint (local folder or hub id) or an adapter folder (detected by its
+``adapter_config.json``, whose ``base_model_name_or_path`` then names the base).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m2v_bench.errors import M2VError
+from m2v_bench.models.families import Family, family_for_model_type
+
+PROVENANCE_FILE = "m2v_provenance.json"
+_DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    processor: Any
+    family: Family
+    base: str
+    adapter: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+def _looks_local(value: str) -> bool:
+    return value.startswith((".", "/", "~")) or Path(value).exists() or value.count("/") != 1
+
+
+def resolve(pretrained: str, adapter: str | None = None) -> tuple[str, str | None]:
+    """(base, adapter): an adapter folder given as ``pretrained`` brings its own base."""
+    path = Path(pretrained).expanduser()
+    if _looks_local(pretrained):
+        if not path.is_dir():
+            raise M2VError(f"pretrained={pretrained}: no such folder (a local checkpoint folder or a hub id org/name)")
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            if adapter is not None:
+                raise M2VError(f"pretrained={pretrained} is itself a LoRA adapter; do not also pass adapter=")
+            base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if not base:
+                raise M2VError(f"{path}/adapter_config.json names no base_model_name_or_path; pass pretrained=BASE")
+            return base, str(path)
+        if not (path / "config.json").is_file():
+            raise M2VError(f"pretrained={pretrained}: no config.json there, so it is not a model checkpoint")
+        pretrained = str(path)
+    if adapter is not None:
+        adapter_path = Path(adapter).expanduser()
+        if not (adapter_path / "adapter_config.json").is_file():
+            raise M2VError(f"adapter={adapter}: no adapter_config.json there, so it is not a PEFT adapter folder")
+        adapter = str(adapter_path)
+    return pretrained, adapter
+
+
+def detect_family(pretrained: str) -> Family:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(pretrained)
+    except (OSError, ValueError) as exc:
+        raise M2VError(f"cannot read the config of {pretrained}: {str(exc).splitlines()[0]}") from None
+    return family_for_model_type(config.model_type, pretrained)
+
+
+def _torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in _DTYPES:
+        raise M2VError(f"dtype={dtype}: expected one of {_DTYPES}")
+    return "auto" if dtype == "auto" else getattr(torch, dtype)
+
+
+def _quantization(quantization: str | None, dtype):
+    if quantization in (None, "", "none"):
+        return None
+    if quantization != "4bit":
+        raise M2VError(f"quantization={quantization}: expected 4bit or none")
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise M2VError("quantization=4bit needs bitsandbytes (pip install bitsandbytes) and a supported GPU") from None
+    import torch
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=dtype if dtype != "auto" else torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
+
+
+def read_provenance(*folders: str | None) -> dict:
+    for folder in folders:
+        if folder and (Path(folder) / PROVENANCE_FILE).is_file():
+            return json.loads((Path(folder) / PROVENANCE_FILE).read_text())
+    return {}
+
+
+def load(
+    pretrained: str,
+    adapter: str | None = None,
+    dtype: str = "auto",
+    device: str | None = None,
+    device_map: str | None = None,
+    quantization: str | None = None,
+    attn_implementation: str | None = None,
+    merge: bool = False,
+) -> LoadedModel:
+    """Load a model and its processor. ``device`` moves the whole model there; ``device_map`` (e.g. ``auto``)
+    lets accelerate place it instead. Neither given: transformers' default placement."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    base, adapter = resolve(pretrained, adapter)
+    family = detect_family(base)
+    torch_dtype = _torch_dtype(dtype)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if device_map:
+        kwargs["device_map"] = device_map
+    quantization_config = _quantization(quantization, torch_dtype)
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs.setdefault("device_map", device or "auto")
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(base, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise M2VError(f"cannot load {base}: {str(exc).splitlines()[0]}") from None
+    if device and "device_map" not in kwargs:
+        model.to(device)
+    processor_source = adapter if adapter and (Path(adapter) / "preprocessor_config.json").is_file() else base
+    processor = AutoProcessor.from_pretrained(processor_source)
+    processor.tokenizer.padding_side = "left"  # batched generation pads on the left
+    if adapter:
+        model = attach_adapter(model, adapter, base, family)
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return LoadedModel(model, processor, family, base, adapter, read_provenance(adapter, base))
+
+
+def attach_adapter(model, adapter: str, base: str, family: Family):
+    """Wrap ``model`` with a LoRA adapter, with one clear error when the adapter was made for another base."""
+    from peft import PeftModel
+
+    provenance = read_provenance(adapter)
+    if provenance.get("family") and provenance["family"] != family.name:
+        raise M2VError(
+            f"adapter {adapter} was trained on a {provenance['family']} model, but {base} is {family.name}; "
+            "pass the base it was trained on"
+        )
+    _check_adapter_fits(model, adapter, base)
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300]
+        raise M2VError(f"adapter {adapter} does not fit base {base} (trained on another base?): {first}") from None
+
+
+def _check_adapter_fits(model, adapter: str, base: str) -> None:
+    """Every LoRA matrix of the adapter must sit on a linear layer of the base with matching sizes (PEFT itself
+    only warns and loads what fits)."""
+    import re
+
+    from safetensors import safe_open
+
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.is_file():
+        return  # a .bin adapter: PEFT's own checks apply
+    modules = dict(model.named_modules())
+    problems = []
+    with safe_open(str(weights), framework="pt") as tensors:
+        for key in tensors.keys():  # noqa: SIM118  (safe_open has no __iter__)
+            match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
+            if not match:
+                continue
+            name, which = match.groups()
+            layer = modules.get(name)
+            shape = tuple(tensors.get_slice(key).get_shape())
+            if layer is None or not hasattr(layer, "in_features"):
+                problems.append(f"{name} is not a linear layer of the base")
+            elif (which == "A" and shape[1] != layer.in_features) or (which == "B" and shape[0] != layer.out_features):
+                problems.append(f"{name}: LoRA {which} {shape} vs layer {layer.in_features}->{layer.out_features}")
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise M2VError(
+            f"adapter {adapter} does not fit base {base} (trained on another base?): {'; '.join(problems[:3])}{more}"
+        )

@@ -1,0 +1,182 @@
+"""Tiny random checkpoints of each model family, built offline: the real model and processor classes with small
+configs, a byte-level BPE tokenizer trained here with ``tokenizers``, and chat templates shaped like the real
+ones plus ``{% generation %}`` markers. They exercise every code path a real checkpoint does (loading, processors,
+chat templates, LoRA, generation, lmms-eval) in about a second on a CPU; only the sizes differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m2v_bench.labels import DEMONSTRATION_TEMPLATE, LABEL_SPACES, PROMPT_TEMPLATE
+
+TINY_IMAGE = 32
+"""Tile / frame side of the tiny vision towers, in pixels."""
+TINY_PATCH = 8
+
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{% if message['role'] == 'assistant' %}{% generation %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|eot_id|>{% endgeneration %}"
+    "{% else %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|image|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|eot_id|>"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+"""LLaMA-3.2-Vision-Instruct's turn format (header tokens, ``<|image|>`` where the image goes, ``<|eot_id|>``)."""
+
+VICUNA_VIDEO_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
+    "{% if message['content'] is string %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + ' ' }}{% endif %}"
+    "{% else %}"
+    "{% for c in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{% for c in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>\n' }}{% endfor %}"
+    "{% if message['role'] == 'assistant' %}{% generation %}"
+    "{% for c in message['content'] | selectattr('type', 'equalto', 'text') %}{{ c['text'] }}{% endfor %}"
+    "{{ eos_token }}{% endgeneration %}"
+    "{% else %}{% for c in message['content'] | selectattr('type', 'equalto', 'text') %}{{ c['text'] + ' ' }}"
+    "{% endfor %}{% endif %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+"""LLaVA-NeXT-Video's (Vicuna) turn format: ``USER: <video>\\n... ASSISTANT: ...</s>``."""
+
+
+def _corpus() -> list[str]:
+    """Text the tiny tokenizer is trained on: every prompt and answer word, and the sample data's sentences."""
+    from m2v_bench.sample_data import NEUTRAL_SENTENCES, TEXT_CUES
+
+    lines = list(NEUTRAL_SENTENCES) + [p for phrases in TEXT_CUES.values() for p in phrases]
+    for space in LABEL_SPACES.values():
+        for modality in ("image", "video"):
+            fields = dict(text="t", modality=modality, positive=space.positive, negative=space.negative)
+            lines.append(PROMPT_TEMPLATE.format(**fields))
+            lines.append(DEMONSTRATION_TEMPLATE.format(description="d", answer=space.negative, **fields))
+        lines += [space.positive, space.negative, "USER: ASSISTANT: user assistant system"]
+    return lines * 3
+
+
+def train_tokenizer(special_tokens: list[str], vocab_size: int = 400):
+    """A byte-level BPE tokenizer (any text encodes) trained on :func:`_corpus`, specials appended last."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.add_special_tokens(special_tokens)
+    return tokenizer
+
+
+def _fast(tokenizer, **kwargs):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
+
+
+def build_mllama(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        MllamaConfig,
+        MllamaForConditionalGeneration,
+        MllamaImageProcessor,
+        MllamaProcessor,
+    )
+    from transformers.models.mllama.configuration_mllama import MllamaTextConfig, MllamaVisionConfig
+
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+                "<|finetune_right_pad_id|>", "<|python_tag|>", "<|image|>"]  # fmt: skip
+    tokenizer = _fast(
+        train_tokenizer(specials),
+        bos_token="<|begin_of_text|>",
+        eos_token="<|eot_id|>",
+        pad_token="<|finetune_right_pad_id|>",
+    )
+    image_token_id = tokenizer.convert_tokens_to_ids("<|image|>")
+    assert image_token_id == len(tokenizer) - 1, "Mllama's image token must follow the text vocabulary"
+    vision = MllamaVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_global_layers=1, attention_heads=2,
+        image_size=TINY_IMAGE, patch_size=TINY_PATCH, max_num_tiles=4, intermediate_layers_indices=[0],
+        vision_output_dim=32,
+    )  # fmt: skip
+    text = MllamaTextConfig(
+        vocab_size=image_token_id, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, cross_attention_layers=[1], max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id)
+    torch.manual_seed(seed)
+    model = MllamaForConditionalGeneration(config)
+    processor = MllamaProcessor(
+        image_processor=MllamaImageProcessor(size={"height": TINY_IMAGE, "width": TINY_IMAGE}, max_image_tiles=4),
+        tokenizer=tokenizer,
+        chat_template=LLAMA3_CHAT_TEMPLATE,
+    )
+    return _save(out, model, processor)
+
+
+def build_llava_next_video(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextImageProcessor,
+        LlavaNextVideoConfig,
+        LlavaNextVideoForConditionalGeneration,
+        LlavaNextVideoProcessor,
+        LlavaNextVideoVideoProcessor,
+    )
+
+    specials = ["<s>", "</s>", "<unk>", "<pad>", "<image>", "<video>"]
+    tokenizer = _fast(
+        train_tokenizer(specials), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    grid = [[TINY_IMAGE, TINY_IMAGE], [TINY_IMAGE, 2 * TINY_IMAGE], [2 * TINY_IMAGE, TINY_IMAGE]]
+    vision = CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=TINY_IMAGE,
+        patch_size=TINY_PATCH, projection_dim=16,
+    )  # fmt: skip
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    config = LlavaNextVideoConfig(
+        vision_config=vision, text_config=text, image_grid_pinpoints=grid,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        vision_feature_select_strategy="default", vision_feature_layer=-1, spatial_pool_stride=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = LlavaNextVideoForConditionalGeneration(config)
+    size = {"shortest_edge": TINY_IMAGE}
+    crop = {"height": TINY_IMAGE, "width": TINY_IMAGE}
+    processor = LlavaNextVideoProcessor(
+        video_processor=LlavaNextVideoVideoProcessor(size=size, crop_size=crop),
+        image_processor=LlavaNextImageProcessor(size=size, crop_size=crop, image_grid_pinpoints=grid),
+        tokenizer=tokenizer,
+        chat_template=VICUNA_VIDEO_CHAT_TEMPLATE,
+        patch_size=TINY_PATCH,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    return _save(out, model, processor)
+
+
+def _save(out: Path, model, processor) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
