@@ -3,6 +3,8 @@ the answer parser and the metrics all come from m2v_bench, so every task asks an
 
 from __future__ import annotations
 
+import ast
+
 from PIL import Image
 
 from m2v_bench.datasets import DATASETS
@@ -10,7 +12,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.labels import few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest
-from m2v_bench.metrics import classification_metrics
+from m2v_bench.metrics import auroc, classification_metrics
 
 VIEWS = ("video", "keyframe", "image")
 _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
@@ -88,6 +90,24 @@ def process_results(doc, results):
     prediction = get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response}
     return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")}
+
+
+def doc_to_choice(doc):
+    """The score variants' two answers, negative first (index = label)."""
+    space = get_label_space(doc["label_space"])
+    return [space.negative, space.positive]
+
+
+def process_results_score(doc, results):
+    """``results`` = (loglikelihood, is_greedy) of the negative and the positive answer (lmms-eval 0.7's response
+    filters hand them over as their string form)."""
+    (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
+    item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative}
+    return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")}
+
+
+def aggregate_auroc(items):
+    return auroc([i["gold"] for i in items], [i["score"] for i in items])
 
 
 def _aggregate(items, metric: str) -> float:

@@ -177,7 +177,8 @@ def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
     out = tmp_path / "out"
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lmms-eval"), "--model", "m2v",
-         "--model_args", f"pretrained={tiny_models[name]},frames=4", "--tasks", "m2v_mhc,m2v_fhm,m2v_hatemm_keyframe",
+         "--model_args", f"pretrained={tiny_models[name]},frames=4",
+         "--tasks", "m2v_mhc,m2v_fhm,m2v_hatemm_keyframe,m2v_fhm_score",
          "--device", "cpu", "--batch_size", "4", "--output_path", str(out), "--log_samples"],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
@@ -186,3 +187,4 @@ def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
     results = json.loads(files[0].read_text())["results"]
     for task in ("m2v_mhc", "m2v_fhm", "m2v_hatemm_keyframe"):
         assert 0.0 <= results[task]["macro_f1,none"] <= 1.0
+    assert 0.0 <= results["m2v_fhm_score"]["auroc,none"] <= 1.0

@@ -26,6 +26,7 @@ VARIANTS = [
     "m2v_mhc_keyframe_fewshot",
     "m2v_hatemm_keyframe_fewshot",
 ]
+SCORE = ["m2v_mhc_score", "m2v_hatemm_score", "m2v_fhm_score", "m2v_mami_score"]
 GROUPS = {"m2v_video": TASKS[:2], "m2v_memes": TASKS[2:], "m2v": TASKS}
 METRICS = ["accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate"]
 
@@ -73,7 +74,7 @@ def test_entry_point_registers_tasks_without_include_path():
     from lmms_eval.tasks import TaskManager
 
     manager = TaskManager()
-    missing = [name for name in [*TASKS, *VARIANTS, *GROUPS] if name not in manager.all_tasks]
+    missing = [name for name in [*TASKS, *VARIANTS, *SCORE, *GROUPS] if name not in manager.all_tasks]
     assert not missing, (
         f"lmms-eval no longer sees {missing} without --include_path: the lmms_eval.models entry-point hook "
         "(m2v_bench.lmms_plugin) stopped working with this lmms-eval release"
@@ -86,7 +87,7 @@ def test_fallback_include_path_is_printed():
     assert Path(out.stdout.strip()) == TASKS_DIR and (TASKS_DIR / "m2v_mhc.yaml").is_file()
 
 
-@pytest.mark.parametrize("name", TASKS + VARIANTS)
+@pytest.mark.parametrize("name", TASKS + VARIANTS + SCORE)
 def test_docs_come_from_the_data_dir(data_dir, manager, name):
     task = leaf_tasks(task_dict([name], manager))[name]
     docs = list(task.test_docs())
@@ -113,7 +114,7 @@ def _render_prompts() -> dict:
 
     doc = {"id": "x", "text": "an example transcript", "label": 1, "media": None}
     rendered = {}
-    for name in TASKS + VARIANTS:
+    for name in TASKS + VARIANTS + SCORE:
         config = load_yaml_config(str(TASKS_DIR / f"{name}.yaml"))
         dataset = name.split("_")[1]
         view = "keyframe" if "keyframe" in name else "image" if dataset in ("fhm", "mami") else "video"
@@ -141,6 +142,18 @@ def test_prompts_match_snapshots_and_versions():
         assert now["version"] == before["version"], f"{name}: version changed but the snapshot was not updated"
     assert "Video with vision content: " in rendered["m2v_mhc_fewshot"]["prompt"]
     assert "Analyze the image and text" in rendered["m2v_mhc_keyframe"]["prompt"]
+
+
+def test_score_variant_predicts_the_likelier_answer():
+    from lmms_eval.utils import load_yaml_config
+
+    config = load_yaml_config(str(TASKS_DIR / "m2v_mami_score.yaml"))
+    doc = {"id": "m1", "label": 0, "label_space": "misogynous"}
+    assert config["doc_to_choice"](doc) == ["non-misogynous", "misogynous"]
+    out = config["process_results"](doc, ["(-1.5, True)", "(-4.0, False)"])  # lmms-eval hands over strings
+    assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5}
+    items = [out["auroc"], config["process_results"]({**doc, "label": 1}, [(-3.0, False), (-1.0, True)])["auroc"]]
+    assert config["metric_list"][-1]["aggregation"](items) == 1.0
 
 
 def test_process_results_keeps_everything_needed_to_recompute():
@@ -189,13 +202,17 @@ def run_dummy(tasks: str, out: Path, data: Path) -> dict:
 @pytest.mark.slow
 def test_lmms_eval_cli_dummy_model_all_tasks_and_groups(prepared, tmp_path):
     """Groups sharing tasks cannot be in one lmms-eval run: `m2v` + the variants, then the two smaller groups."""
-    results = run_dummy(",".join(["m2v", *VARIANTS]), tmp_path / "all", prepared)
+    results = run_dummy(",".join(["m2v", *VARIANTS, *SCORE]), tmp_path / "all", prepared)
     for name in TASKS + VARIANTS:
         values = results["results"][name]
         for metric in METRICS:
             assert f"{metric},none" in values, (name, metric)
         assert values["invalid_rate,none"] == 1.0  # the dummy model answers "A"
     assert "macro_f1,none" in results["groups"]["m2v"]
+    for name in SCORE:
+        assert {f"{m},none" for m in ["accuracy", "macro_f1", "f1", "precision", "recall", "auroc"]} <= set(
+            results["results"][name]
+        )
     samples = list((tmp_path / "all").rglob("*_samples_m2v_mhc.jsonl"))
     assert samples, "no per-sample log"
     lines = [json.loads(line) for line in samples[0].read_text().splitlines()]
