@@ -155,10 +155,11 @@ def test_loglikelihood_scores_the_answer(tiny_models):
     scores = lm.loglikelihood(requests)
     assert all(np.isfinite(s) and s < 0 for s, _ in scores)
     # the same number from the model's own loss on the answer tokens
-    kind, payload = lm.family.prepare_visuals([image], lm.sampler, lm.view)
-    prompt = lm._chat(kind, 1, "Is it offensive?")
-    full = lm._encode([prompt + "offensive"], kind, [payload])
-    n_prompt = lm._encode([prompt], kind, [payload])["input_ids"].shape[1]
+    gen = lm.generator
+    kind, payload = gen.prepare([image])
+    prompt = gen.chat(kind, 1, "Is it offensive?")
+    full = gen.encode([prompt + "offensive"], kind, [payload])
+    n_prompt = gen.encode([prompt], kind, [payload])["input_ids"].shape[1]
     labels = full["input_ids"].clone()
     labels[:, :n_prompt] = -100
     with torch.no_grad():

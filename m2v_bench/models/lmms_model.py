@@ -9,36 +9,17 @@ Videos given by a task as a file path become the family's view (Mllama: the pape
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from loguru import logger
 from tqdm import tqdm
 
-from m2v_bench.frames import FrameSampler
+from m2v_bench.models.generation import Generator, generation_settings
 from m2v_bench.models.loading import load
 
 
 def _flag(value) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
-
-
-def _generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
-    """lmms-eval's gen_kwargs -> generate() arguments (greedy unless temperature > 0 or do_sample) and stop strings."""
-    gen = dict(gen_kwargs)
-    until = gen.pop("until", None) or []
-    until = [until] if isinstance(until, str) else [stop for stop in until if stop]
-    temperature = float(gen.pop("temperature", 0) or 0)
-    settings: dict[str, Any] = {
-        "max_new_tokens": int(gen.pop("max_new_tokens", 32)),
-        "do_sample": bool(gen.pop("do_sample", False)) or temperature > 0,
-        "num_beams": int(gen.pop("num_beams", 1) or 1),
-    }
-    if settings["do_sample"]:
-        settings["temperature"] = temperature or 1.0
-        settings["top_p"] = float(gen.pop("top_p", None) or 1.0)
-    return settings, until
 
 
 class M2V(lmms):
@@ -61,7 +42,7 @@ class M2V(lmms):
         super().__init__()
         if kwargs:
             raise ValueError(f"m2v: unknown model_args {sorted(kwargs)}")
-        self.loaded = load(
+        loaded = load(
             str(pretrained),
             adapter=adapter or None,
             dtype=dtype,
@@ -71,25 +52,21 @@ class M2V(lmms):
             attn_implementation=attn_implementation or None,
             merge=_flag(merge),
         )
-        self.family = self.loaded.family
-        self.view = self.family.video_view(int(frames), float(keyframe_threshold))
-        self.sampler = FrameSampler(cache_dir=frame_cache or None)
+        if loaded.provenance:
+            # lmms-eval 0.7 has no hook to add model details to results["config"]; model_args there names the
+            # checkpoint, whose m2v_provenance.json the leaderboard reads.
+            logger.info(f"m2v checkpoint provenance: {loaded.provenance}")
+        self.generator = Generator(loaded, frames, keyframe_threshold, frame_cache, batch_size)
         self.batch_size_per_gpu = int(batch_size)
         self._rank, self._world_size = 0, 1
 
-    # -- lmms-eval plumbing
-
     @property
     def model(self):
-        return self.loaded.model
-
-    @property
-    def processor(self):
-        return self.loaded.processor
+        return self.generator.model
 
     @property
     def device(self):
-        return next(self.model.parameters()).device
+        return self.generator.device
 
     @property
     def rank(self) -> int:
@@ -100,70 +77,35 @@ class M2V(lmms):
         return self._world_size
 
     def _visuals(self, doc_to_visual, doc_id, task, split):
-        visuals = doc_to_visual(self.task_dict[task][split][doc_id]) if doc_to_visual else []
-        return self.family.prepare_visuals(visuals or [], self.sampler, self.view)
-
-    def _encode(self, texts: list[str], kind, payloads):
-        inputs = self.family.processor_inputs(self.processor, texts, kind, payloads)
-        dtype = self.model.dtype
-        return {
-            key: value.to(self.device, dtype) if torch.is_floating_point(value) else value.to(self.device)
-            for key, value in inputs.items()
-        }
-
-    def _chat(self, kind, count, prompt, answer=None, add_generation_prompt=True) -> str:
-        messages = self.family.messages(kind, count, prompt, answer)
-        return self.processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt)
-
-    # -- requests
+        return doc_to_visual(self.task_dict[task][split][doc_id]) if doc_to_visual else []
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Greedy by default; honours max_new_tokens, temperature/do_sample, top_p, num_beams and until. Batches
-        hold requests with the same generation settings and input kind."""
-        groups: dict[tuple, list] = {}
+        """Greedy by default; honours max_new_tokens, temperature/do_sample, top_p, num_beams and until."""
+        groups: dict[str, list] = {}
         for index, request in enumerate(requests):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
-            kind, payload = self._visuals(doc_to_visual, doc_id, task, split)
-            key = (repr(sorted(gen_kwargs.items())), kind)
-            groups.setdefault(key, []).append((index, context, dict(gen_kwargs), kind, payload))
-        results: list[str] = [""] * len(requests)
+            groups.setdefault(repr(sorted(gen_kwargs.items())), []).append((index, request.args))
+        results = [""] * len(requests)
         progress = tqdm(total=len(requests), desc="m2v generate", disable=self.rank != 0)
-        for items in groups.values():
-            settings, until = _generation_settings(items[0][2])
-            for start in range(0, len(items), self.batch_size_per_gpu):
-                batch = items[start : start + self.batch_size_per_gpu]
-                texts = [self._chat(kind, len(payload), context) for _, context, _, kind, payload in batch]
-                inputs = self._encode(texts, batch[0][3], [item[4] for item in batch])
-                with torch.inference_mode():
-                    output = self.model.generate(
-                        **inputs, **settings, pad_token_id=self.processor.tokenizer.pad_token_id
-                    )
-                for item, tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :], strict=True):
-                    text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-                    for stop in until:
-                        text = text.split(stop)[0]
-                    results[item[0]] = text.strip()
-                progress.update(len(batch))
+        for members in groups.values():
+            settings, until = generation_settings(members[0][1][1])
+            for start in range(0, len(members), self.batch_size_per_gpu):
+                chunk = members[start : start + self.batch_size_per_gpu]
+                items = [(args[0], self._visuals(*args[2:])) for _, args in chunk]
+                for (index, _), answer in zip(chunk, self.generator.generate(items, settings, until), strict=True):
+                    results[index] = answer
+                progress.update(len(chunk))
         progress.close()
         return results
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
-        """log p(continuation | prompt, visuals) as the assistant's answer, and whether it is the greedy answer."""
         results = []
         for request in tqdm(requests, desc="m2v loglikelihood", disable=self.rank != 0):
             context, continuation, doc_to_visual, doc_id, task, split = request.args
             if callable(continuation):
                 continuation = continuation(self.task_dict[task][split][doc_id])
-            kind, payload = self._visuals(doc_to_visual, doc_id, task, split)
-            prompt = self._chat(kind, len(payload), context)
-            full = self._encode([prompt + continuation], kind, [payload])
-            prompt_length = self._encode([prompt], kind, [payload])["input_ids"].shape[1]
-            with torch.inference_mode():
-                logits = self.model(**full).logits[0, prompt_length - 1 : -1].float()
-            target = full["input_ids"][0, prompt_length:]
-            logprobs = torch.log_softmax(logits, dim=-1)
-            score = logprobs.gather(1, target[:, None]).sum().item()
-            results.append((float(score), bool((logits.argmax(-1) == target).all())))
+            visuals = self._visuals(doc_to_visual, doc_id, task, split)
+            results.append(self.generator.loglikelihood(context, visuals, continuation))
         return results
 
     def generate_until_multi_round(self, requests) -> list[str]:
