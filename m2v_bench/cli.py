@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -123,6 +124,161 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_re_predict(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+    from m2v_bench.models.generation import Generator
+    from m2v_bench.models.loading import load
+
+    memes = re_.load_memes(args.memes)
+    re_.target_space(args.target)
+    loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device)
+    generator = Generator(loaded, batch_size=args.batch_size, frame_cache=None)
+    done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet)
+    counts = Counter(p.prediction for p in done.values())
+    print(f"{len(done)} predictions in {args.out}: {counts[1]} positive, {counts[0]} negative, {counts[-1]} invalid")
+    return 0
+
+
+def cmd_re_queue(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+
+    memes = re_.load_memes(args.memes)
+    predictions = re_.read_predictions(args.predictions)
+    target = next(iter(predictions.values())).target if predictions else None
+    if target is None:
+        raise M2VError(f"{args.predictions}: no predictions; run `m2v-bench reannotate predict` first")
+    queue = re_.conflicts(memes, predictions)
+    re_.write_queue(queue, predictions, target, args.out_csv, args.out_labelstudio)
+    print(
+        f"{len(queue)} of {len(memes)} memes need a human label -> {args.out_csv}"
+        + (f" and {args.out_labelstudio}" if args.out_labelstudio else "")
+    )
+    return 0
+
+
+def cmd_re_import(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+
+    queue_ids = re_.read_queue(args.queue)
+    labels = re_.import_answers(args.answers, queue_ids, args.target)
+    re_.write_human(args.out, labels)
+    ties = sorted(h.id for h in labels.values() if h.label is None)
+    print(
+        f"{len(labels)} of {len(queue_ids)} queued memes answered -> {args.out}"
+        + (f"; annotators tie on {len(ties)}: {', '.join(ties[:10])}" if ties else "")
+    )
+    return 0
+
+
+def cmd_re_vote(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+    from m2v_bench.manifest import write_manifest
+
+    memes = re_.load_memes(args.memes)
+    predictions = re_.read_predictions(args.predictions)
+    human = re_.read_human(args.human) if args.human else {}
+    result = re_.vote(memes, predictions, human, args.target)
+    if result.unresolved and not args.partial:
+        raise M2VError(
+            f"{len(result.unresolved)} conflict(s) have no human label yet (e.g. {', '.join(result.unresolved[:5])}); "
+            "collect them (queue/import) or pass --partial to write only the resolved memes"
+        )
+    name = re_.aligned_name(memes[0].source, args.target)
+    manifest = args.out / name / "train.jsonl"
+    write_manifest(manifest, result.records)
+    re_.write_paper_csv(args.out / f"{name}.csv", result.rows)
+    print(f"{len(result.records)} memes aligned with {args.target} -> {manifest} and {args.out / f'{name}.csv'}")
+    if result.unresolved:
+        print(f"left out, unresolved: {', '.join(result.unresolved)}")
+    return 0
+
+
+def cmd_re_stats(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+
+    report = {}
+    rows = []
+    for path in args.csv:
+        stats = re_.agreement_stats(re_.read_paper_csv(path))
+        report[path.stem] = stats
+        kappa = stats["kappa"]
+        rows.append([path.stem, stats["n"], stats["queued"],
+                     *(None if v["kappa"] is None else round(v["kappa"], 3) for v in kappa.values()),
+                     *stats["flips"].values(), round(stats["positive_rate_original"], 3),
+                     round(stats["positive_rate_final"], 3)])  # fmt: skip
+    headers = ["set", "memes", "queued", "kappa orig/model", "kappa orig/human", "kappa model/human",
+               "0->0", "0->1", "1->0", "1->1", "pos. rate before", "pos. rate after"]  # fmt: skip
+    print(MarkdownTableWriter(headers=headers, value_matrix=rows, margin=1).dumps())
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def cmd_re_released(args: argparse.Namespace) -> int:
+    from m2v_bench import reannotate as re_
+    from m2v_bench.manifest import write_manifest
+
+    memes = {m.id: m for m in re_.load_memes(args.memes)} if args.memes else None
+    records = re_.released_records(args.csv, args.source, args.target, memes)
+    manifest = args.out / re_.aligned_name(args.source, args.target) / "train.jsonl"
+    write_manifest(manifest, records)
+    missing = sum(1 for r in records if r.media is None)
+    print(f"{len(records)} memes -> {manifest}" + (f" ({missing} without an image: pass --memes)" if missing else ""))
+    return 0
+
+
+def _add_reannotate(sub) -> None:
+    top = sub.add_parser(
+        "reannotate",
+        help="align meme labels with a video dataset's definition",
+        description="Re-annotation: predict -> queue -> import -> vote, then stats. See m2v_bench/reannotate.py.",
+    )
+    steps = top.add_subparsers(dest="step", required=True, metavar="STEP")
+    p = steps.add_parser("predict", help="few-shot model predictions (resumable)")
+    p.add_argument("--memes", type=Path, required=True, help="a prepared meme manifest (e.g. data/fhm/train.jsonl)")
+    p.add_argument("--target", required=True, help="mhc or hatemm")
+    p.add_argument("--model", required=True, help="checkpoint folder or hub id")
+    p.add_argument("--adapter", default=None)
+    p.add_argument("--shots", type=int, default=8, help="demonstrations of the target (default: the paper's 8)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", type=Path, required=True, help="predictions JSONL (appended to; a rerun resumes)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_re_predict)
+    p = steps.add_parser("queue", help="export the conflicts for human annotation")
+    p.add_argument("--memes", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-labelstudio", type=Path, default=None, help="also write a Label Studio import (JSON)")
+    p.set_defaults(func=cmd_re_queue)
+    p = steps.add_parser("import", help="read annotators' answers (CSV or Label Studio export)")
+    p.add_argument("answers", type=Path, nargs="+")
+    p.add_argument("--queue", type=Path, required=True, help="the queue CSV the answers are for")
+    p.add_argument("--target", required=True)
+    p.add_argument("--out", type=Path, required=True, help="human labels JSONL")
+    p.set_defaults(func=cmd_re_import)
+    p = steps.add_parser("vote", help="majority vote -> aligned manifest + the paper's CSV format")
+    p.add_argument("--memes", type=Path, required=True)
+    p.add_argument("--predictions", type=Path, required=True)
+    p.add_argument("--human", type=Path, default=None)
+    p.add_argument("--target", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--partial", action="store_true", help="write the resolved memes even if conflicts remain")
+    p.set_defaults(func=cmd_re_vote)
+    p = steps.add_parser("stats", help="agreement (Cohen's kappa), flips, positive rates")
+    p.add_argument("csv", type=Path, nargs="+", help="re-annotation CSVs in the paper's format")
+    p.add_argument("--json", type=Path, default=None)
+    p.set_defaults(func=cmd_re_stats)
+    p = steps.add_parser("released", help="an aligned manifest from the paper's released CSV")
+    p.add_argument("csv", type=Path)
+    p.add_argument("--source", required=True, help="fhm or mami")
+    p.add_argument("--target", required=True)
+    p.add_argument("--memes", type=Path, default=None, help="prepared meme manifest that has the images")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_re_released)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from m2v_bench.datasets import DATASETS, FORMATS
 
@@ -189,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("family", choices=list(FAMILIES))
     p.add_argument("out", type=Path)
     p.set_defaults(func=cmd_make_tiny_model)
+
+    _add_reannotate(sub)
 
     p = sub.add_parser(
         "demo",

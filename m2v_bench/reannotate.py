@@ -1,0 +1,441 @@
+"""Re-annotation: align meme labels with a target video dataset's label definition (the paper's Section 3).
+
+Three votes per meme: its original label, a VLM's few-shot prediction under the target's definition
+(demonstrations = the target's video samples, described in text), and a human label collected only where the first
+two disagree. Stages, each a ``m2v-bench reannotate`` subcommand:
+
+1. ``predict``: append-only JSONL of predictions keyed by meme id; a killed run resumes where it stopped.
+2. ``queue``: the conflicts (original != prediction; an invalid prediction is a conflict too) as CSV and as a
+   Label Studio import with the model's answer as a pre-annotation.
+3. ``import``: annotators' answers (CSV or Label Studio export; several annotators per meme) -> one human label per
+   meme (their majority; a tie stays unresolved).
+4. ``vote``: agreeing memes keep their label; conflicts take the human label -- the 2-of-3 majority, since the human
+   breaks the tie between the two other votes. Conflicts without a human label are reported, never guessed.
+5. ``stats``: Cohen's kappa per pair of votes, the flip matrix original -> final, positive rates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from m2v_bench.errors import M2VError
+from m2v_bench.labels import Answer, LabelSpace, few_shot_prompt
+from m2v_bench.manifest import Record
+
+PAPER_CSV_COLUMNS = (
+    "id", "image", "text", "type", "original_dataset_label", "model_prediction", "human_annotation", "majority_voting",
+)  # fmt: skip
+TARGETS = ("mhc", "hatemm")
+
+
+def target_space(target: str) -> LabelSpace:
+    from m2v_bench.datasets import get_dataset
+
+    if target not in TARGETS:
+        raise M2VError(f"--target must be one of {TARGETS} (a video dataset), got {target!r}")
+    return get_dataset(target).label_space
+
+
+def aligned_name(source: str, target: str) -> str:
+    """The paper's name of a re-annotated meme set, e.g. ``fhm_aligned_with_mhc``."""
+    return f"{source}_aligned_with_{target}"
+
+
+# ------------------------------------------------------------------------------------------------- predictions
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    prediction: int
+    """1, 0, or -1 (invalid answer)."""
+    response: str
+    target: str
+
+
+def read_predictions(path: Path, repair: bool = False) -> dict[str, Prediction]:
+    """Predictions by meme id. A torn last line (a run killed mid-write) is an error, or with ``repair`` is cut off
+    so that meme is predicted again; complete lines are never dropped."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:  # the last line has no newline: torn
+        if not repair:
+            raise M2VError(
+                f"{path}: the last line is incomplete (a run was killed while writing); run `predict` again to "
+                "resume: it drops that line and predicts its meme again"
+            )
+        torn = lines.pop()
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data) - len(torn))
+        print(f"{path}: dropped an incomplete last line ({len(torn)} bytes); that meme is predicted again")
+    predictions: dict[str, Prediction] = {}
+    for number, line in enumerate(lines, start=1):
+        try:
+            obj = json.loads(line)
+            prediction = Prediction(str(obj["id"]), int(obj["prediction"]), obj["response"], obj["target"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise M2VError(
+                f"{path}:{number}: not a prediction record ({exc}); remove the line to predict it again"
+            ) from None
+        if prediction.prediction not in (-1, 0, 1):
+            raise M2VError(f"{path}:{number}: prediction must be 1, 0 or -1, got {prediction.prediction}")
+        if prediction.id in predictions and predictions[prediction.id] != prediction:
+            raise M2VError(f"{path}:{number}: a second, different prediction for meme {prediction.id}")
+        predictions[prediction.id] = prediction
+    return predictions
+
+
+def predict(
+    memes: list[Record],
+    target: str,
+    generator,
+    out: Path,
+    shots: int = 8,
+    progress: bool = True,
+) -> dict[str, Prediction]:
+    """Few-shot predictions of ``memes`` under ``target``'s definition, appended to ``out`` batch by batch (flushed
+    and fsynced); memes already in ``out`` are skipped, so a killed run resumes where it stopped."""
+    from tqdm import tqdm
+
+    from m2v_bench.datasets import get_dataset
+
+    space = target_space(target)
+    demos = get_dataset(target).demonstrations()[:shots]
+    if shots > len(demos):
+        raise M2VError(f"--shots {shots}: {target} has {len(demos)} demonstrations")
+    done = read_predictions(out, repair=True)
+    wrong_target = [p.id for p in done.values() if p.target != target]
+    if wrong_target:
+        raise M2VError(f"{out} holds predictions for another target ({wrong_target[:3]}...); use another file")
+    todo = [m for m in memes if m.id not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(memes), initial=len(memes) - len(todo), desc=f"predict {target}", disable=not progress)
+    with open(out, "a", encoding="utf-8") as fh:
+        for start in range(0, len(todo), generator.batch_size):
+            batch = todo[start : start + generator.batch_size]
+            items = []
+            for meme in batch:
+                if meme.media is None:
+                    raise M2VError(f"meme {meme.id} has no image (media is null); `m2v-bench validate` lists them")
+                items.append((few_shot_prompt(meme.text, space, "image", demos), [meme.media]))
+            for meme, response in zip(batch, generator.generate(items), strict=True):
+                prediction = Prediction(meme.id, int(space.parse(response)), response, target)
+                fh.write(json.dumps(prediction.__dict__, ensure_ascii=False) + "\n")
+                done[meme.id] = prediction
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(batch))
+    bar.close()
+    return done
+
+
+def _absolute_media(records: list[Record], manifest: Path) -> list[Record]:
+    return [replace(r, media=str(r.media_path(manifest.parent))) if r.media else r for r in records]
+
+
+def load_memes(manifest: Path) -> list[Record]:
+    from m2v_bench.manifest import read_manifest
+
+    memes = _absolute_media(read_manifest(manifest), manifest)
+    if any(m.modality != "image" for m in memes):
+        raise M2VError(f"{manifest}: re-annotation takes meme (image) manifests")
+    return memes
+
+
+# ------------------------------------------------------------------------------------------------------- queue
+
+
+def conflicts(memes: list[Record], predictions: dict[str, Prediction]) -> list[Record]:
+    """Memes whose original label and model prediction disagree (an invalid prediction disagrees)."""
+    missing = [m.id for m in memes if m.id not in predictions]
+    if missing:
+        raise M2VError(f"{len(missing)} meme(s) have no prediction yet (e.g. {missing[:3]}); run `predict` first")
+    return [m for m in memes if predictions[m.id].prediction != m.label]
+
+
+def write_queue(items: list[Record], predictions: dict[str, Prediction], target: str, csv_path: Path,
+                labelstudio_path: Path | None = None) -> None:  # fmt: skip
+    """The annotation queue as CSV (fill in ``human_label`` with 0/1 or a label word) and as a Label Studio import
+    (choices = the target's two label words; the model's answer as a pre-annotation)."""
+    space = target_space(target)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["id", "image", "text", "original_label", "model_prediction", "human_label", "annotator"])
+        for meme in items:
+            writer.writerow(
+                [meme.id, meme.media or "", meme.text, meme.label, predictions[meme.id].prediction, "", ""]
+            )
+    if labelstudio_path is None:
+        return
+    tasks = []
+    for meme in items:
+        task = {"data": {"id": meme.id, "image": meme.media or "", "text": meme.text, "target": target}}
+        predicted = predictions[meme.id].prediction
+        if predicted in (0, 1):
+            task["predictions"] = [{
+                "model_version": "m2v-bench few-shot",
+                "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                            "value": {"choices": [space.word(predicted)]}}],
+            }]  # fmt: skip
+        tasks.append(task)
+    labelstudio_path.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")
+
+
+def read_queue(path: Path) -> list[str]:
+    if not path.is_file():
+        raise M2VError(f"{path}: no queue file; make it with `m2v-bench reannotate queue`")
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [row["id"] for row in csv.DictReader(fh)]
+
+
+# ------------------------------------------------------------------------------------------------------ import
+
+
+@dataclass
+class HumanLabel:
+    id: str
+    label: int | None
+    """None: the annotators tie."""
+    votes: dict[str, int] = field(default_factory=dict)
+    """annotator -> label."""
+
+
+def _label_value(value, space: LabelSpace, where: str) -> int:
+    text = str(value).strip()
+    if text in ("0", "1"):
+        return int(text)
+    parsed = space.parse(text)
+    if parsed is Answer.INVALID:
+        raise M2VError(f"{where}: label {value!r} is neither 0/1 nor '{space.positive}'/'{space.negative}'")
+    return int(parsed)
+
+
+def _answers_from_csv(path: Path, space: LabelSpace) -> Iterable[tuple[str, str, int, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        column = "human_label" if "human_label" in (reader.fieldnames or []) else "label"
+        if "id" not in (reader.fieldnames or []) or column not in (reader.fieldnames or []):
+            raise M2VError(f"{path}: needs columns id and human_label (or label); found {reader.fieldnames}")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if (row[column] or "").strip() == "":
+                continue  # not answered yet
+            annotator = (row.get("annotator") or "").strip() or path.name
+            yield row["id"].strip(), annotator, _label_value(row[column], space, where), where
+
+
+def _answers_from_labelstudio(path: Path, space: LabelSpace) -> Iterable[tuple[str, str, int, str]]:
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise M2VError(f"{path}: not valid JSON ({exc.msg})") from None
+    for number, task in enumerate(tasks):
+        where = f"{path}: task {number}"
+        meme_id = str(task.get("data", {}).get("id", ""))
+        for annotation in task.get("annotations", []):
+            if annotation.get("was_cancelled"):
+                continue
+            choices = [c for r in annotation.get("result", []) for c in r.get("value", {}).get("choices", [])]
+            if len(choices) != 1:
+                raise M2VError(f"{where} ({meme_id}): expected one choice per annotation, got {choices}")
+            annotator = str(annotation.get("completed_by", "labelstudio"))
+            yield meme_id, annotator, _label_value(choices[0], space, where), where
+
+
+def import_answers(paths: list[Path], queue_ids: list[str], target: str) -> dict[str, HumanLabel]:
+    """Annotators' answers -> one HumanLabel per answered meme. Unknown ids, labels outside the label space and one
+    annotator giving two different answers for a meme are errors naming the file and row."""
+    space = target_space(target)
+    queued = set(queue_ids)
+    labels: dict[str, HumanLabel] = {}
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    for path in paths:
+        if not path.is_file():
+            raise M2VError(f"{path}: no such answers file")
+        reader = _answers_from_labelstudio if path.suffix.lower() == ".json" else _answers_from_csv
+        for meme_id, annotator, label, where in reader(path, space):
+            if meme_id not in queued:
+                raise M2VError(f"{where}: meme {meme_id!r} is not in the annotation queue; check the id")
+            earlier = seen.get((meme_id, annotator))
+            if earlier and earlier[0] != label:
+                raise M2VError(
+                    f"{where}: annotator {annotator!r} answered {label} for meme {meme_id}, "
+                    f"but {earlier[0]} at {earlier[1]}; keep one of the two answers"
+                )
+            seen[(meme_id, annotator)] = (label, where)
+            labels.setdefault(meme_id, HumanLabel(meme_id, None)).votes[annotator] = label
+    for human in labels.values():
+        counts = Counter(human.votes.values()).most_common()
+        human.label = counts[0][0] if len(counts) == 1 or counts[0][1] > counts[1][1] else None
+    return labels
+
+
+def write_human(path: Path, labels: dict[str, HumanLabel]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for human in labels.values():
+            fh.write(json.dumps(human.__dict__) + "\n")
+
+
+def read_human(path: Path) -> dict[str, HumanLabel]:
+    if not path.is_file():
+        raise M2VError(f"{path}: no human labels; make them with `m2v-bench reannotate import`")
+    labels = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            obj = json.loads(line)
+            labels[obj["id"]] = HumanLabel(obj["id"], obj["label"], obj.get("votes", {}))
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise M2VError(f"{path}:{number}: not a human-label record ({exc})") from None
+    return labels
+
+
+# -------------------------------------------------------------------------------------------------------- vote
+
+
+@dataclass
+class VoteResult:
+    rows: list[dict]
+    """One row per resolved meme, in the paper's released CSV columns."""
+    records: list[Record]
+    """The aligned manifest: labels in the target's label space."""
+    unresolved: list[str]
+
+
+def vote(
+    memes: list[Record], predictions: dict[str, Prediction], human: dict[str, HumanLabel], target: str
+) -> VoteResult:
+    space = target_space(target)
+    conflicted = {m.id for m in conflicts(memes, predictions)}
+    result = VoteResult([], [], [])
+    for meme in memes:
+        predicted = predictions[meme.id].prediction
+        human_label = human[meme.id].label if meme.id in human else None
+        if meme.id not in conflicted:
+            final = meme.label
+        elif human_label is None:
+            result.unresolved.append(meme.id)
+            continue
+        else:
+            final = human_label
+        result.rows.append({
+            "id": meme.id, "image": meme.media or "", "text": meme.text, "type": meme.split,
+            "original_dataset_label": meme.label, "model_prediction": predicted,
+            "human_annotation": human_label if meme.id in conflicted else "", "majority_voting": final,
+        })  # fmt: skip
+        result.records.append(
+            replace(
+                meme,
+                dataset=aligned_name(meme.source, target),
+                label=final,
+                label_space=space.name,
+                extra={
+                    **meme.extra,
+                    "original_label": meme.label,
+                    "original_label_space": meme.label_space,
+                    "model_prediction": predicted,
+                    "human_annotation": human_label,
+                },
+            )  # fmt: skip
+        )
+    return result
+
+
+def write_paper_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PAPER_CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_paper_csv(path: Path) -> list[dict]:
+    """The paper's released re-annotation (reference/upstream_dataset/reannotated_meme/*.csv) as typed rows."""
+    from m2v_bench.datasets.common import read_csv_rows
+
+    rows = []
+    for where, row in read_csv_rows(path, required=PAPER_CSV_COLUMNS):
+        typed = dict(row)
+        for column in ("original_dataset_label", "model_prediction", "majority_voting"):
+            value = row[column].strip()
+            if value not in ("0", "1", "-1"):
+                raise M2VError(f"{where}: {column} must be 0 or 1, got {row[column]!r}")
+            typed[column] = int(value)
+        human = row["human_annotation"].strip()
+        if human not in ("", "0", "1"):
+            raise M2VError(f"{where}: human_annotation must be empty, 0 or 1, got {human!r}")
+        typed["human_annotation"] = int(human) if human else None
+        rows.append(typed)
+    return rows
+
+
+def released_records(path: Path, source: str, target: str, memes: dict[str, Record] | None = None) -> list[Record]:
+    """An aligned manifest straight from the paper's released CSV (labels = its majority_voting), with images from
+    a prepared meme manifest when given (the CSV's image paths point into the authors' disk)."""
+    from m2v_bench.datasets import get_dataset
+
+    space = target_space(target)
+    get_dataset(source)
+    records = []
+    for row in read_paper_csv(path):
+        meme = (memes or {}).get(row["id"])
+        records.append(
+            Record(
+                id=row["id"],
+                dataset=aligned_name(source, target),
+                split="train",
+                modality="image",
+                text=row["text"],
+                label=row["majority_voting"],
+                label_space=space.name,
+                source=source,
+                media=meme.media if meme else None,
+                extra={
+                    "original_label": row["original_dataset_label"],
+                    "model_prediction": row["model_prediction"],
+                    "human_annotation": row["human_annotation"],
+                },
+            )  # fmt: skip
+        )
+    return records
+
+
+# ------------------------------------------------------------------------------------------------------- stats
+
+
+def agreement_stats(rows: list[dict]) -> dict:
+    """Cohen's kappa for each pair of votes (on the rows where both exist), the flip matrix original -> final and
+    positive rates, from rows in the paper's CSV columns."""
+    from sklearn.metrics import cohen_kappa_score
+
+    def pairs(a: str, b: str):
+        kept = [(r[a], r[b]) for r in rows if r[a] not in (None, "") and r[b] not in (None, "")]
+        return [x for x, _ in kept], [y for _, y in kept]
+
+    kappas = {}
+    for a, b in (("original_dataset_label", "model_prediction"), ("original_dataset_label", "human_annotation"),
+                 ("model_prediction", "human_annotation")):  # fmt: skip
+        x, y = pairs(a, b)
+        kappas[f"{a} vs {b}"] = {"kappa": float(cohen_kappa_score(x, y)) if len(set(x) | set(y)) > 1 else None,
+                                 "n": len(x)}  # fmt: skip
+    flips = Counter((int(r["original_dataset_label"]), int(r["majority_voting"])) for r in rows)
+    n = len(rows)
+    return {
+        "n": n,
+        "queued": sum(1 for r in rows if r["human_annotation"] not in (None, "")),
+        "kappa": kappas,
+        "flips": {f"{a}->{b}": flips.get((a, b), 0) for a in (0, 1) for b in (0, 1)},
+        "positive_rate_original": sum(int(r["original_dataset_label"]) for r in rows) / n if n else 0.0,
+        "positive_rate_final": sum(int(r["majority_voting"]) for r in rows) / n if n else 0.0,
+    }
