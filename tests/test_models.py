@@ -60,7 +60,7 @@ def _sample_inputs(loaded, kind: str, video_path: Path | None = None):
     text = loaded.processor.apply_chat_template(
         family.messages(kind_used, len(payload), prompt), add_generation_prompt=True
     )
-    return kind_used, family.processor_inputs(loaded.processor, [text], kind_used, [payload])
+    return kind_used, family.processor_inputs(loaded.processor, [text], [(kind_used, payload)])
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

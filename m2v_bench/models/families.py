@@ -75,13 +75,16 @@ class Family:
             messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
         return messages
 
-    def processor_inputs(self, processor, texts: list[str], kind: Kind, payloads: list[list]) -> Any:
-        """Batch-encode chat-templated texts with their visuals (left padding for generation)."""
+    def processor_inputs(self, processor, texts: list[str], prepared: list[tuple[Kind, list]]) -> Any:
+        """Batch-encode chat-templated texts with their visuals; ``prepared`` = (kind, payload) per text, as
+        :meth:`prepare_visuals` returns them. A batch may mix images and videos (LLaVA-NeXT-Video)."""
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        if kind == "image":
-            kwargs["images"] = payloads if self.nested_images else [img for imgs in payloads for img in imgs]
-        elif kind == "video":
-            kwargs["videos"] = [np.asarray(v) for vids in payloads for v in vids]
+        images = [payload for kind, payload in prepared if kind == "image"]
+        videos = [np.asarray(v) for kind, payload in prepared if kind == "video" for v in payload]
+        if images:
+            kwargs["images"] = images if self.nested_images else [img for imgs in images for img in imgs]
+        if videos:
+            kwargs["videos"] = videos
         return processor(**kwargs)
 
 

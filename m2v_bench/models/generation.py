@@ -72,7 +72,7 @@ class Generator:
         )
 
     def encode(self, texts: list[str], kind, payloads) -> dict:
-        inputs = self.family.processor_inputs(self.processor, texts, kind, payloads)
+        inputs = self.family.processor_inputs(self.processor, texts, [(kind, p) for p in payloads])
         dtype = self.model.dtype
         return {
             key: value.to(self.device, dtype) if torch.is_floating_point(value) else value.to(self.device)

@@ -1,0 +1,13 @@
+"""Vid+RM-FT: fine-tune on the target's videos plus the re-annotated memes.
+
+    accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/vid_rm_ft.py \
+        --config recipes/llava_next_video/vid_rm_ft.yaml
+
+Any YAML key can be overridden on the command line (e.g. `--target hatemm --meme_source mami`). The strategies
+differ only in their data mixture: see m2v_bench/trainers/data.py.
+"""
+
+from m2v_bench.trainers.sft import run
+
+if __name__ == "__main__":
+    run("vid_rm_ft")

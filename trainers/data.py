@@ -1,0 +1,114 @@
+"""Training data: which manifests a strategy mixes, and how a record becomes one supervised example.
+
+A strategy differs from another only in its data mixture (the paper's Section 4):
+
+=========== =========================================================================================
+strategy    training data
+=========== =========================================================================================
+vid_ft      the target video dataset's train split
+om_ft       the meme dataset's train split with its ORIGINAL labels
+rm_ft       the meme dataset's train split RE-ANNOTATED to the target's definition
+vid_rm_ft   both vid_ft's and rm_ft's data
+=========== =========================================================================================
+
+Every example asks the target's question in the target's words (the paper maps meme labels onto the target's label
+words too): the prompt of :mod:`m2v_bench.labels`, "video" for videos and "image" for memes, and the answer is the
+label word.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from m2v_bench.datasets import get_dataset
+from m2v_bench.errors import M2VError
+from m2v_bench.manifest import Record, read_manifest, split_hash
+
+STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
+
+
+@dataclass
+class M2VDataArguments:
+    """What to train on (parsed by TRL's parser next to SFTConfig and ModelConfig)."""
+
+    target: str = field(default="mhc", metadata={"help": "target video dataset: mhc or hatemm"})
+    meme_source: str = field(default="fhm", metadata={"help": "meme dataset for om_ft/rm_ft/vid_rm_ft: fhm or mami"})
+    data_dir: str = field(default="data", metadata={"help": "prepared manifests (<data_dir>/<dataset>/train.jsonl)"})
+    aligned_dir: str | None = field(
+        default=None,
+        metadata={"help": "folder of re-annotated meme manifests (<dir>/<meme>_aligned_with_<target>/train.jsonl);"
+                  " default: data_dir"},
+    )  # fmt: skip
+    video_fraction: float = field(default=1.0, metadata={"help": "share of the video train split to use (0, 1]"})
+    frames: int = field(default=16, metadata={"help": "uniform frames per video (LLaVA-NeXT-Video)"})
+    frame_cache: str | None = field(default=None, metadata={"help": "frame cache folder (epochs 2.. skip decoding)"})
+
+
+@dataclass(frozen=True)
+class Source:
+    """One manifest a run trains on, for the provenance."""
+
+    path: str
+    records: int
+    sha256: str
+    role: str
+
+
+def _load(path: Path, role: str, sources: list[Source]) -> list[Record]:
+    if not path.is_file():
+        raise M2VError(f"{path}: missing training manifest ({role}); prepare it (m2v-bench prepare / reannotate)")
+    records = [r for r in read_manifest(path) if r.split == "train"]
+    if not records:
+        raise M2VError(f"{path}: no train-split record")
+    sources.append(Source(str(path), len(records), split_hash(records), role))
+    base = path.parent
+    return [r if r.media is None else _absolute(r, base) for r in records]
+
+
+def _absolute(record: Record, base: Path) -> Record:
+    from dataclasses import replace
+
+    return replace(record, media=str(record.media_path(base).resolve()))
+
+
+def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:
+    """The records of a strategy's mixture and the manifests they came from (``seed``: the video_fraction draw)."""
+    if strategy not in STRATEGIES:
+        raise M2VError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
+    get_dataset(args.target)
+    data_dir = Path(args.data_dir)
+    sources: list[Source] = []
+    records: list[Record] = []
+    if strategy in ("vid_ft", "vid_rm_ft"):
+        videos = _load(data_dir / args.target / "train.jsonl", "video", sources)
+        if not 0 < args.video_fraction <= 1:
+            raise M2VError(f"video_fraction must be in (0, 1], got {args.video_fraction}")
+        if args.video_fraction < 1:
+            videos = random.Random(seed).sample(videos, max(1, round(len(videos) * args.video_fraction)))
+        records += videos
+    if strategy == "om_ft":
+        records += _load(data_dir / args.meme_source / "train.jsonl", "memes, original labels", sources)
+    if strategy in ("rm_ft", "vid_rm_ft"):
+        aligned = Path(args.aligned_dir or data_dir) / f"{args.meme_source}_aligned_with_{args.target}" / "train.jsonl"
+        memes = _load(aligned, "memes, re-annotated", sources)
+        space = get_dataset(args.target).label_space_name
+        wrong = {r.label_space for r in memes} - {space}
+        if wrong:
+            raise M2VError(
+                f"{aligned}: labels are in {wrong}, not the target's {space!r}; re-annotate towards {args.target}"
+            )
+        records += memes
+    missing = [r.id for r in records if r.media is None]
+    if missing:
+        raise M2VError(f"{len(missing)} training sample(s) have no media (e.g. {missing[:3]}); `m2v-bench validate`")
+    return records, sources
+
+
+def to_example(record: Record, target: str) -> dict:
+    """A record as one SFT example: the target's prompt and label word (meme labels map onto the target's words)."""
+    space = get_dataset(target).label_space
+    modality = "video" if record.modality == "video" else "image"
+    return {"id": record.id, "media": record.media, "prompt": space.prompt(record.text, modality),
+            "answer": space.word(record.label)}  # fmt: skip

@@ -1,0 +1,164 @@
+"""LoRA SFT of any registered VLM family with TRL, for one strategy. The recipes in ``recipes/`` call :func:`run`.
+
+The paper's settings are the defaults of the recipe YAMLs, not of this code: LoRA r=8, alpha=16, dropout 0.05 on
+the language model's q_proj/v_proj, 5 epochs, effective batch 32, lr 2e-4 constant after 3% warm-up
+(``warmup_steps: 0.03``), max grad norm 0.3, 4-bit NF4 base. Device, dtype and quantization come from the configs (accelerate, SFTConfig, ModelConfig).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from m2v_bench.trainers.collator import AnswerOnlyCollator
+from m2v_bench.trainers.data import M2VDataArguments, to_example, training_records
+
+from m2v_bench import __version__
+from m2v_bench.datasets import get_dataset
+from m2v_bench.labels import PROMPT_VERSION
+from m2v_bench.models.loading import PROVENANCE_FILE, detect_family
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, model_args):
+    """The SFTTrainer of one run, and what the provenance needs: (trainer, family, sources, examples, peft_config)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from trl import SFTTrainer, get_quantization_config
+
+    family = detect_family(model_args.model_name_or_path)
+    records, sources = training_records(strategy, data_args, training_args.seed)
+    examples = [to_example(r, data_args.target) for r in records]
+    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    quantization = get_quantization_config(model_args)
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_args.model_name_or_path,
+        dtype=dtype,
+        attn_implementation=model_args.attn_implementation,
+        quantization_config=quantization,
+        **(
+            {"device_map": {"": training_args.local_rank if training_args.local_rank >= 0 else 0}}
+            if quantization
+            else {}
+        ),
+    )
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path)
+    peft_config = LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules or family.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+    training_args.remove_unused_columns = False
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    collator = AnswerOnlyCollator(processor, family, data_args.frames, data_args.frame_cache, training_args.max_length)
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=Dataset.from_list(examples),
+        data_collator=collator,
+        processing_class=processor,
+        peft_config=peft_config,
+    )
+    return trainer, family, sources, examples, peft_config
+
+
+def main(strategy: str, data_args: M2VDataArguments, training_args, model_args) -> Path:
+    """Train one adapter (resuming when ``resume_from_checkpoint`` is a path or true); returns its folder."""
+    trainer, family, sources, examples, peft_config = build_trainer(strategy, data_args, training_args, model_args)
+    processor = trainer.processing_class
+    resume = training_args.resume_from_checkpoint
+    if resume in ("true", "True", True):
+        resume = _last_checkpoint(training_args.output_dir)
+    trainer.train(resume_from_checkpoint=resume or None)
+    output = Path(training_args.output_dir)
+    trainer.save_model(str(output))
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(str(output))
+        provenance = {
+            "family": family.name,
+            "base_model": model_args.model_name_or_path,
+            "strategy": strategy,
+            "target": data_args.target,
+            "meme_source": data_args.meme_source if strategy != "vid_ft" else None,
+            "label_space": get_dataset(data_args.target).label_space_name,
+            "prompt_version": PROMPT_VERSION,
+            "training_data": [asdict(s) for s in sources],
+            "video_fraction": data_args.video_fraction,
+            "frames": data_args.frames,
+            "examples": len(examples),
+            "lora": {
+                "r": peft_config.r,
+                "alpha": peft_config.lora_alpha,
+                "dropout": peft_config.lora_dropout,
+                "target_modules": peft_config.target_modules,
+            },  # fmt: skip
+            "training": {
+                k: getattr(training_args, k)
+                for k in (
+                    "num_train_epochs",
+                    "per_device_train_batch_size",
+                    "gradient_accumulation_steps",
+                    "learning_rate",
+                    "lr_scheduler_type",
+                    "warmup_steps",
+                    "max_grad_norm",
+                    "seed",
+                    "bf16",
+                    "max_length",
+                )
+            },  # fmt: skip
+            "world_size": trainer.accelerator.num_processes,
+            "quantization": "4bit-nf4" if model_args.load_in_4bit else None,
+            "resumed_from": str(resume) if resume else None,
+            "steps": trainer.state.global_step,
+            "m2v_bench_version": __version__,
+            "git_commit": _git_commit(),
+        }
+        (output / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+        _model_card(output, provenance)
+    return output
+
+
+def _model_card(output: Path, provenance: dict) -> None:
+    data = "\n".join(f"- {s['role']}: `{s['path']}` ({s['records']} samples, sha256 {s['sha256'][:12]})"
+                     for s in provenance["training_data"])  # fmt: skip
+    (output / "README.md").write_text(
+        f"# m2v-bench LoRA adapter: {provenance['strategy']} -> {provenance['target']}\n\n"
+        f"Base model: `{provenance['base_model']}` ({provenance['family']}). Trained with m2v-bench "
+        f"{provenance['m2v_bench_version']} to answer the {provenance['label_space']} question of the paper "
+        f'"Cross-Modal Transfer from Memes to Videos" (prompt version {provenance["prompt_version"]}).\n\n'
+        f"Training data:\n{data}\n\nEvaluate:\n\n```bash\nlmms-eval --model m2v --model_args "
+        f"pretrained={output} --tasks m2v_{provenance['target']}\n```\n\nFull record: `{PROVENANCE_FILE}`.\n"
+    )
+
+
+def run(strategy: str, argv: list[str] | None = None) -> Path:
+    """Parse ``--config recipe.yaml`` plus CLI overrides (TRL's parser) and train."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    parser = TrlParser((M2VDataArguments, SFTConfig, ModelConfig))
+    data_args, training_args, model_args = parser.parse_args_and_config(
+        args=argv if argv is not None else sys.argv[1:]
+    )
+    return main(strategy, data_args, training_args, model_args)
