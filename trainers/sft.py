@@ -2,7 +2,8 @@
 
 The paper's settings are the defaults of the recipe YAMLs, not of this code: LoRA r=8, alpha=16, dropout 0.05 on
 the language model's q_proj/v_proj, 5 epochs, effective batch 32, lr 2e-4 constant after 3% warm-up
-(``warmup_steps: 0.03``), max grad norm 0.3, 4-bit NF4 base. Device, dtype and quantization come from the configs (accelerate, SFTConfig, ModelConfig).
+(``warmup_steps: 0.03``), max grad norm 0.3, 4-bit NF4 base. Device, dtype and quantization come from the
+configs (accelerate, SFTConfig, ModelConfig).
 """
 
 from __future__ import annotations
