@@ -45,6 +45,7 @@ $(VENV)/.complete:
 
 bench: install
 	$(BIN)/python bench/frames.py
+	$(BIN)/python bench/train.py
 
 # Remove cached venvs other than the current one.
 clean-venvs:

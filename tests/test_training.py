@@ -171,3 +171,35 @@ def test_real_recipes_parse_with_the_papers_hyper_parameters(family, strategy):
         # 16 frames x 144 tokens per frame of the real LLaVA-NeXT-Video, plus the prompt and transcript
         assert training_args.max_length >= 16 * 144 + 512
         assert data_args.frames == 16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stage", "name"), [(2, "llava_next_video"), (3, "mllama")])
+def test_deepspeed_zero_on_two_cpu_ranks(tiny, data, tmp_path, stage, name):
+    """2 processes, gloo, DeepSpeed ZeRO-2/3; ZeRO-3 with parameter persistence 0 so even tiny layers are sharded."""
+    from m2v_bench.models.loading import load
+
+    config = json.loads((REPO / "recipes" / "accelerate_configs" / f"ds_zero{stage}.json").read_text())
+    if stage == 3:
+        config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    (tmp_path / "ds.json").write_text(json.dumps(config))
+    out = tmp_path / "adapter"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", str(REPO / "recipes" / "rm_ft.py"),
+           *_args(tiny[name], data, out, "--deepspeed", str(tmp_path / "ds.json"), "--max_steps", "4")]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    provenance = json.loads((out / "m2v_provenance.json").read_text())
+    assert provenance["world_size"] == 2 and provenance["steps"] == 4
+    lora_b = {k: v for k, v in load(str(out)).model.state_dict().items() if "lora_B" in k}
+    assert lora_b and any(v.abs().max() > 0 for v in lora_b.values())  # gathered, trained (B starts at zero)
+
+
+def test_bad_training_data_is_one_line(tiny, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [str(BIN / "python"), str(REPO / "recipes" / "vid_ft.py"),
+           *_args(tiny["mllama"], tmp_path / "nowhere", tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("vid_ft: error: ")
+    assert "missing training manifest" in result.stderr and "Traceback" not in result.stderr

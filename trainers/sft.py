@@ -19,6 +19,7 @@ from m2v_bench.trainers.data import M2VDataArguments, to_example, training_recor
 
 from m2v_bench import __version__
 from m2v_bench.datasets import get_dataset
+from m2v_bench.errors import M2VError
 from m2v_bench.labels import PROMPT_VERSION
 from m2v_bench.models.loading import PROVENANCE_FILE, detect_family
 
@@ -47,6 +48,13 @@ def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, mod
     from trl import SFTTrainer, get_quantization_config
 
     family = detect_family(model_args.model_name_or_path)
+    # Set up the process group before from_pretrained: under ZeRO-3, from_pretrained partitions the weights as it
+    # creates them (zero.Init) and must already see every rank.
+    _ = training_args.device
+    if training_args.deepspeed:
+        import deepspeed
+
+        deepspeed.init_distributed()  # idempotent; wraps the process group set up above (gloo on CPU, nccl on GPU)
     records, sources = training_records(strategy, data_args, training_args.seed)
     examples = [to_example(r, data_args.target) for r in records]
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
@@ -162,4 +170,8 @@ def run(strategy: str, argv: list[str] | None = None) -> Path:
     data_args, training_args, model_args = parser.parse_args_and_config(
         args=argv if argv is not None else sys.argv[1:]
     )
-    return main(strategy, data_args, training_args, model_args)
+    try:
+        return main(strategy, data_args, training_args, model_args)
+    except M2VError as exc:  # bad data or checkpoint: one line naming the file and the fix, no traceback
+        print(f"{strategy}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
