@@ -11,7 +11,7 @@ from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.labels import few_shot_prompt, get_label_space
-from m2v_bench.manifest import read_manifest
+from m2v_bench.manifest import read_manifest, split_hash
 from m2v_bench.metrics import auroc, classification_metrics
 
 VIEWS = ("video", "keyframe", "image")
@@ -30,8 +30,10 @@ def process_docs(dataset):
     if view not in VIEWS:
         raise M2VError(f"unknown view {view!r} in the {name} task descriptor; expected one of {VIEWS}")
     path = manifest_path(name, "test")
+    records = read_manifest(path)
+    test_sha256 = split_hash(records)
     rows = []
-    for record in read_manifest(path):
+    for record in records:
         media = record.media_path(path.parent)
         rows.append(
             {
@@ -43,6 +45,7 @@ def process_docs(dataset):
                 "text": record.text,
                 "media": str(media.resolve()) if media else None,
                 "view": view,
+                "test_sha256": test_sha256,
             }
         )
     if not rows:
@@ -84,11 +87,12 @@ def doc_to_target(doc):
 
 
 def process_results(doc, results):
-    """One record per sample for every metric: id, gold, parsed prediction and raw response, so the per-sample log
-    alone is enough to recompute the metrics (the leaderboard does)."""
+    """One record per sample for every metric: id, gold, parsed prediction, raw response and the test set's content
+    hash, so the per-sample log alone is enough to verify and recompute the metrics (the leaderboard does)."""
     response = results[0] if results else ""
     prediction = get_label_space(doc["label_space"]).parse(response)
-    item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response}
+    item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
+            "test_sha256": doc["test_sha256"]}  # fmt: skip
     return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")}
 
 
@@ -102,7 +106,8 @@ def process_results_score(doc, results):
     """``results`` = (loglikelihood, is_greedy) of the negative and the positive answer (lmms-eval 0.7's response
     filters hand them over as their string form)."""
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
-    item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative}
+    item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative,
+            "test_sha256": doc["test_sha256"]}  # fmt: skip
     return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from m2v_bench.cli import build_parser
 
-SUBCOMMANDS = ["prepare", "validate", "make-sample-data", "make-tiny-model", "reannotate", "demo"]
+SUBCOMMANDS = ["prepare", "validate", "make-sample-data", "make-tiny-model", "reannotate", "leaderboard", "demo"]
 
 
 EXE = Path(sys.executable).parent / "m2v-bench"  # the console script of the environment running the tests

@@ -27,6 +27,8 @@ from m2v_bench.errors import M2VError
 from m2v_bench.manifest import Record, read_manifest, split_hash
 
 STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
+STRATEGY_NAMES = {"no_ft": "No-FT", "vid_ft": "Vid-FT", "om_ft": "OM-FT", "rm_ft": "RM-FT", "vid_rm_ft": "Vid+RM-FT"}
+"""As the paper's tables name the strategies (No-FT = the base model, nothing trained)."""
 
 
 @dataclass

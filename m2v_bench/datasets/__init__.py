@@ -21,6 +21,7 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec(
             name="mhc",
+            short="MHC",
             title="MultiHateClip (English)",
             modality="video",
             label_space_name="offensive",
@@ -30,6 +31,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="hatemm",
+            short="HateMM",
             title="HateMM",
             modality="video",
             label_space_name="hateful",
@@ -39,6 +41,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="fhm",
+            short="FHM",
             title="Facebook Hateful Memes",
             modality="image",
             label_space_name="hateful",
@@ -47,6 +50,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="mami",
+            short="MAMI",
             title="MAMI (SemEval-2022 Task 5)",
             modality="image",
             label_space_name="misogynous",

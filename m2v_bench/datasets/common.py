@@ -36,6 +36,8 @@ class DatasetSpec:
 
     name: str
     title: str
+    short: str
+    """As the paper's tables name it (MHC, HateMM, FHM, MAMI)."""
     modality: Modality
     label_space_name: str
     prepare_official: Callable[..., PrepareResult]

@@ -29,6 +29,8 @@ class Family:
     """``config.model_type`` values of this family's checkpoints."""
     hub_id: str
     """The checkpoint the paper fine-tunes."""
+    display_name: str
+    """As the paper's tables name it."""
     video_input: Literal["keyframe", "frames"]
     """How a video reaches the model: the paper's keyframe as one image, or ``frames`` uniformly sampled frames."""
     nested_images: bool
@@ -95,6 +97,7 @@ FAMILIES: dict[str, Family] = {
             name="mllama",
             model_types=("mllama",),
             hub_id="meta-llama/Llama-3.2-11B-Vision-Instruct",
+            display_name="LLaMA-3.2-11B",
             video_input="keyframe",
             nested_images=True,
             lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
@@ -104,6 +107,7 @@ FAMILIES: dict[str, Family] = {
             name="llava_next_video",
             model_types=("llava_next_video",),
             hub_id="llava-hf/LLaVA-NeXT-Video-7B-hf",
+            display_name="LLaVA-NeXT-Video-7B",
             video_input="frames",
             nested_images=False,
             lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",

@@ -1,0 +1,255 @@
+"""The leaderboard: real lmms-eval outputs of tiny models on the sample data, crafted bad submissions, concurrency,
+the published rows, and the site in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from m2v_bench.leaderboard import views
+from m2v_bench.leaderboard.published import TOLERANCE, published_rows
+from m2v_bench.leaderboard.site import build
+from m2v_bench.leaderboard.store import Store
+from m2v_bench.leaderboard.submit import SubmissionError, read_samples, submit
+from PIL import Image
+
+from m2v_bench.cli import main
+from m2v_bench.metrics import classification_metrics
+from m2v_bench.sample_data import prepare_sample_data
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TASKS = "m2v_mhc,m2v_hatemm,m2v_mhc_score"
+
+
+def _env(prepared: Path) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+            "M2V_DATA_DIR": str(prepared)}  # fmt: skip
+
+
+def _evaluate(checkpoint: Path, out: Path, prepared: Path) -> Path:
+    cmd = [str(BIN / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4", "--tasks",
+           TASKS, "--device", "cpu", "--batch_size", "8", "--output_path", str(out), "--log_samples"]  # fmt: skip
+    result = subprocess.run(cmd, env=_env(prepared), capture_output=True, text=True, timeout=900)
+    assert list(out.rglob("*_results.json")), result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(sample_raw, tmp_path_factory):
+    """lmms-eval outputs of a tiny LLaVA-NeXT-Video (No-FT) and of a Vid-FT adapter trained on it."""
+    from m2v_bench.models.families import FAMILIES
+
+    root = tmp_path_factory.mktemp("runs")
+    prepared = root / "prepared"
+    prepare_sample_data(sample_raw[0], prepared)
+    base = FAMILIES["llava_next_video"].build_tiny(root / "tiny_lnv")
+    adapter = root / "vid_ft_lnv"
+    cmd = [str(BIN / "python"), str(REPO / "recipes" / "vid_ft.py"), "--config",
+           str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path", str(base), "--data_dir",
+           str(prepared), "--output_dir", str(adapter), "--save_strategy", "no"]  # fmt: skip
+    result = subprocess.run(cmd, env=_env(prepared), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {
+        "prepared": prepared,
+        "base": base,
+        "adapter": adapter,
+        "base_out": _evaluate(base, root / "out_base", prepared),
+        "adapter_out": _evaluate(adapter, root / "out_adapter", prepared),
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path / "lb.sqlite")
+    yield store
+    store.close()
+
+
+@pytest.mark.slow
+def test_real_submissions_are_recomputed_and_ranked(runs, store, tmp_path):
+    base_rows = submit(store, str(runs["base"]), runs["base_out"], runs["prepared"])
+    ft_rows = submit(store, str(runs["adapter"]), runs["adapter_out"], runs["prepared"], name="lnv-vid-ft")
+    assert {r["task"] for r in ft_rows} == set(TASKS.split(","))
+    for row in base_rows:
+        log = next(runs["base_out"].rglob(f"*_samples_{row['task']}.jsonl"))
+        items = read_samples(log)
+        expected = classification_metrics([i["gold"] for i in items], [i["pred"] for i in items])
+        assert {k: row[k] for k in expected} == pytest.approx(expected)
+        assert row["macro_f1_low"] <= row["macro_f1"] <= row["macro_f1_high"] or row["macro_f1_low"] == 0
+    subs = {s.name: s for s in store.submissions()}
+    assert subs["tiny_lnv"].strategy == "no_ft" and subs["lnv-vid-ft"].strategy == "vid_ft"
+    ranking = {t.title: t for t in views.ranking(store)}["Ranking on m2v_mhc"]
+    ft = next(r for r in ranking.rows if r[0] == "lnv-vid-ft")
+    assert ft[2] == "Vid-FT" and (ft[-1] is None or 0.0 <= ft[-1] <= 1.0)
+    auroc = {t.title: t for t in views.ranking(store)}["Ranking on m2v_mhc_score"].rows[0][9]
+    assert auroc is None or 0.0 <= auroc <= 1.0
+    table = views.substitution(store)
+    assert any(r[3] == "submitted: lnv-vid-ft" and r[1] == "Vid-FT" for r in table.rows)
+
+
+@pytest.fixture
+def bad(runs, tmp_path):
+    """A copy of the base model's output folder, to break."""
+    out = Path(shutil.copytree(runs["base_out"], tmp_path / "out"))
+    log = next(out.rglob("*_samples_m2v_mhc.jsonl"))
+    return out, log
+
+
+def _rewrite(log: Path, edit) -> None:
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(edit(lines)) + "\n")
+
+
+def _retarget(line: str, **changes) -> str:
+    sample = json.loads(line)
+    for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate"):
+        sample[metric] = {**sample[metric], **changes}
+    return json.dumps(sample)
+
+
+BAD_CASES = {
+    "missing id": (lambda lines: lines[:-1], "1 missing test id"),
+    "extra id": (lambda lines: [*lines, _retarget(lines[0], id="not-a-test-id")], "1 unknown test id"),
+    "duplicate id": (lambda lines: [*lines, lines[0]], "1 duplicate test id"),
+    "wrong test hash": (lambda lines: [_retarget(line, test_sha256="0" * 64) for line in lines], "another test set"),
+    "NaN": (
+        lambda lines: [lines[0].replace('"gold": 0', '"gold": NaN').replace('"gold": 1', '"gold": NaN'), *lines[1:]],
+        "not a finite number",
+    ),  # fmt: skip
+    "wrong gold": (
+        lambda lines: [_retarget(lines[0], gold=1 - json.loads(lines[0])["macro_f1"]["gold"]), *lines[1:]],
+        "gold labels differ",
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_bad_submissions_are_rejected_and_nothing_is_stored(bad, runs, store, case):
+    out, log = bad
+    edit, message = BAD_CASES[case]
+    _rewrite(log, edit)
+    with pytest.raises(SubmissionError, match=message):
+        submit(store, str(runs["base"]), out, runs["prepared"])
+    assert store.submissions() == [] and store.results() == []
+
+
+@pytest.mark.slow
+def test_truncated_log_unknown_task_and_path_names(bad, runs, store):
+    out, log = bad
+    log.write_bytes(log.read_bytes()[:-40])
+    with pytest.raises(SubmissionError, match="truncated"):
+        submit(store, str(runs["base"]), out, runs["prepared"])
+    shutil.copy(next(runs["base_out"].rglob("*_samples_m2v_mhc.jsonl")), log)
+    shutil.copy(log, log.with_name(log.name.replace("m2v_mhc", "m2v_toxicity")))
+    with pytest.raises(SubmissionError, match="unknown task 'm2v_toxicity'"):
+        submit(store, str(runs["base"]), out, runs["prepared"])
+    for name in ("../evil", "a/b", ".hidden", ""):
+        with pytest.raises(SubmissionError, match="no paths"):
+            submit(store, str(runs["base"]), runs["base_out"], runs["prepared"], name=name or "/")
+    assert store.submissions() == []
+
+
+@pytest.mark.slow
+def test_tampered_results_json_is_ignored_and_resubmission_is_idempotent(bad, runs, store):
+    out, _ = bad
+    results = next(out.rglob("*_results.json"))
+    data = json.loads(results.read_text())
+    data["results"]["m2v_mhc"]["macro_f1,none"] = 0.99
+    results.write_text(json.dumps(data))
+    first = submit(store, str(runs["base"]), out, runs["prepared"], name="tampered")
+    again = submit(store, str(runs["base"]), out, runs["prepared"], name="tampered")
+    stored = {r["task"]: r["macro_f1"] for r in store.results()}
+    assert stored["m2v_mhc"] != 0.99 and stored == {r["task"]: r["macro_f1"] for r in first}
+    assert first == again and len(store.submissions()) == 1 and len(store.results()) == 3
+
+
+def _submit_one(args):
+    db, checkpoint, out, prepared, name = args
+    store = Store(db)
+    try:
+        submit(store, checkpoint, Path(out), Path(prepared), name=name)
+    finally:
+        store.close()
+    return name
+
+
+@pytest.mark.slow
+def test_eight_concurrent_submitters_lose_nothing(runs, tmp_path):
+    db = tmp_path / "concurrent.sqlite"
+    jobs = [(db, str(runs["base"]), str(runs["base_out"]), str(runs["prepared"]), f"sub{i}") for i in range(8)]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        done = pool.map(_submit_one, jobs)
+    store = Store(db)
+    assert sorted(done) == sorted(s.name for s in store.submissions()) == [f"sub{i}" for i in range(8)]
+    assert len(store.results()) == 8 * 3
+    store.close()
+
+
+def test_published_rows_reproduce_the_papers_tables():
+    rows = published_rows()
+    assert len([r for r in rows if r.table == "table3_substitution"]) == 24
+    assert len([r for r in rows if r.table == "table4_augmentation"]) == 8
+    # The two rows quoted from other papers (other setups) have no confusion matrix on these test sets.
+    inconsistent = [(r.strategy, r.target) for r in rows if not r.consistent]
+    assert inconsistent == [("Best-published(MHC paper)", "MHC"), ("Best-published(HateMM paper)", "HateMM")]
+    for row in rows:
+        deviation = max(abs(row.recomputed[m] - row.metrics[m]) for m in ("accuracy", "macro_f1", "f1"))
+        assert deviation <= (TOLERANCE + 1e-9 if row.consistent else 0.015), (row, deviation)
+        assert sum(row.confusion.values()) == {"MHC": 200, "HateMM": 220}[row.target]
+        positives = row.confusion["tp"] + row.confusion["fn"]
+        assert positives == {"MHC": 67, "HateMM": 96}[row.target]
+    sub = views.substitution(Store(":memory:"))
+    assert len(sub.rows) == 14  # 2 models x (No-FT, Vid-FT x2 targets, OM/RM-FT x FHM/MAMI)
+    assert sub.headers[4:] == [f"{t} {m}" for t in ("MHC", "HateMM") for m in ("Acc", "M-F1", "F1", "R", "P")]
+
+
+def test_tables_render_in_three_formats():
+    table = views.augmentation(Store(":memory:"))
+    markdown, csv_text, latex = (views.render(table, s) for s in ("markdown", "csv", "latex"))
+    assert "**0.820**" in markdown and "Vid+RM-FT" in csv_text and "\\begin{array}" in latex
+
+
+def test_cli_rejects_a_bad_name_in_one_line(runs, tmp_path, capsys):
+    code = main(["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "submit", str(runs["base"]), "--results",
+                 str(runs["base_out"]), "--name", "../x", "--data-dir", str(runs["prepared"])])  # fmt: skip
+    assert code == 2 and capsys.readouterr().err.startswith("m2v-bench: error: name '../x'")
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_site_in_headless_chromium(runs, store, tmp_path):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
+    submit(store, str(runs["base"]), runs["base_out"], runs["prepared"])
+    submit(store, str(runs["adapter"]), runs["adapter_out"], runs["prepared"], name="lnv-vid-ft")
+    site = tmp_path / "site"
+    build(store, site)
+    shot = tmp_path / "substitution.png"
+    common = [chromium, *CHROMIUM_FLAGS, "--enable-logging=stderr", "--v=0", "--window-size=1400,1000"]
+    page = (site / "substitution.html").as_uri()
+    dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom", page],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    subprocess.run([*common, f"--user-data-dir={tmp_path / 'u2'}", f"--screenshot={shot}", page],
+                   capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    body = re.search(r'<table id="substitution".*?<tbody>(.*?)</tbody>', dom.stdout, re.S).group(1)
+    rows = re.findall(r"<tr", body)
+    assert len(rows) == 14 + 2  # the published rows and the two submissions
+    assert "submitted: lnv-vid-ft" in body and "LLaVA-NeXT-Video-7B" in body
+    assert shot.stat().st_size > 10_000
+    assert np.asarray(Image.open(shot)).std() > 10  # not a blank page
