@@ -52,6 +52,7 @@ $(VENV)/.complete:
 bench: install
 	$(BIN)/python bench/frames.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/leaderboard.py
 
 # Remove cached venvs other than the current one.
 clean-venvs:
