@@ -84,7 +84,7 @@ def _fast(tokenizer, **kwargs):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
 
 
-def build_mllama(out: Path, seed: int = 0) -> Path:
+def build_mllama(out: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
     import torch
     from transformers import (
         MllamaConfig,
@@ -112,9 +112,12 @@ def build_mllama(out: Path, seed: int = 0) -> Path:
     text = MllamaTextConfig(
         vocab_size=image_token_id, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         num_key_value_heads=1, cross_attention_layers=[1], max_position_embeddings=4096,
+        initializer_range=initializer_range,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )  # fmt: skip
-    config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id)
+    config = MllamaConfig(
+        vision_config=vision, text_config=text, image_token_index=image_token_id, initializer_range=initializer_range
+    )
     torch.manual_seed(seed)
     model = MllamaForConditionalGeneration(config)
     processor = MllamaProcessor(
@@ -125,7 +128,7 @@ def build_mllama(out: Path, seed: int = 0) -> Path:
     return _save(out, model, processor)
 
 
-def build_llava_next_video(out: Path, seed: int = 0) -> Path:
+def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
     import torch
     from transformers import (
         CLIPVisionConfig,
@@ -148,7 +151,8 @@ def build_llava_next_video(out: Path, seed: int = 0) -> Path:
     )  # fmt: skip
     text = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=4096, bos_token_id=tokenizer.bos_token_id,
+        num_key_value_heads=1, max_position_embeddings=4096, initializer_range=initializer_range,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )  # fmt: skip
     config = LlavaNextVideoConfig(
@@ -156,7 +160,7 @@ def build_llava_next_video(out: Path, seed: int = 0) -> Path:
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
         vision_feature_select_strategy="default", vision_feature_layer=-1, spatial_pool_stride=2,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=initializer_range,
     )  # fmt: skip
     torch.manual_seed(seed)
     model = LlavaNextVideoForConditionalGeneration(config)
