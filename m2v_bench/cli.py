@@ -92,27 +92,9 @@ def cmd_make_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from m2v_bench.manifest import manifest_paths
-    from m2v_bench.sample_data import SampleDataConfig, make_sample_data, prepare_sample_data
-    from m2v_bench.validate import validate
+    from m2v_bench.demo import run
 
-    raw, prepared = args.out / "raw", args.out / "prepared"
-    print(f"[1/3] make-sample-data -> {raw}")
-    make_sample_data(raw, SampleDataConfig(seed=args.seed))
-    print(f"[2/3] prepare -> {prepared}")
-    for name, result in prepare_sample_data(raw, prepared).items():
-        _print_prepare(name, result, manifest_paths(prepared / name))
-    print(f"[3/3] validate {prepared}")
-    report = validate(prepared, progress=False)
-    for issue in report.issues:
-        print(issue)
-    print(_summary_table(report))
-    if report.errors:
-        print(f"demo FAILED: {len(report.errors)} validation error(s)")
-        return 1
-    print(
-        "demo finished: data prepared and valid. Training, evaluation and the leaderboard join this demo as they land."
-    )
+    run(args.out, quick=args.quick, seed=args.seed)
     return 0
 
 
@@ -422,10 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the main job on the bundled synthetic data",
-        description="Synthetic data -> prepare -> validate (later: re-annotate, train, evaluate).",
+        description="The paper in miniature on the bundled synthetic data: prepare -> validate -> re-annotate -> "
+        "train every strategy -> lmms-eval -> leaderboard tables and site.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="one family, one target, fewer epochs (about 2 minutes)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -26,7 +26,8 @@ under its own dataset's definition (:data:`POSITIVE_RATE`):
 So memes re-annotated to a video definition (:func:`label_under`) get different labels than their original
 ones: training on original meme labels teaches the wrong cue set (most of all MAMI -> MHC), while the
 re-annotated labels follow the video datasets' rule. ``truth.jsonl`` in the output lists every sample's cues
-and its label under every definition.
+and its label under every definition; ``annotators/<meme>_<target>.csv`` holds a synthetic annotator's answers
+under each video definition (the demo's stand-in for human annotation).
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def make_sample_data(out: Path, config: SampleDataConfig = SampleDataConfig()) -
     into ``out`` (replacing earlier sample data there). Returns the samples per dataset."""
     rng = np.random.default_rng(config.seed)
     out = Path(out)
-    for name in ("MultiHateClip", "HateMM", "FHM", "MAMI", "paper"):
+    for name in ("MultiHateClip", "HateMM", "FHM", "MAMI", "paper", "annotators"):
         shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test = config.video_splits
@@ -265,6 +266,7 @@ def make_sample_data(out: Path, config: SampleDataConfig = SampleDataConfig()) -
     _write_hatemm(out, rng, samples["hatemm"], config)
     _write_fhm(out, rng, samples["fhm"], config)
     _write_mami(out, rng, samples["mami"], config)
+    _write_annotators(out, samples)
     with open(out / "truth.jsonl", "w", encoding="utf-8") as fh:
         for dataset_samples in samples.values():
             for sample in dataset_samples:
@@ -276,6 +278,19 @@ def make_sample_data(out: Path, config: SampleDataConfig = SampleDataConfig()) -
         + __doc__.split("Generative rule\n---------------\n")[1]
     )
     return samples
+
+
+def _write_annotators(out: Path, samples: dict[str, list[Sample]]) -> None:
+    """``annotators/<meme>_<target>.csv``: a synthetic annotator's answer for every meme under a video dataset's
+    definition, in the format `m2v-bench reannotate import` reads (it stands in for people in the demo)."""
+    folder = out / "annotators"
+    folder.mkdir(parents=True)
+    for meme in ("fhm", "mami"):
+        for target in ("mhc", "hatemm"):
+            with open(folder / f"{meme}_{target}.csv", "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh, lineterminator="\n")
+                writer.writerow(["id", "human_label", "annotator"])
+                writer.writerows([s.id, s.labels[target], "synthetic-annotator"] for s in samples[meme])
 
 
 def _dedupe_ids(rng: np.random.Generator, samples: dict[str, list[Sample]]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from m2v_bench.cli import build_parser
+from m2v_bench.cli import main as main_cli
 
 SUBCOMMANDS = ["prepare", "validate", "make-sample-data", "make-tiny-model", "reannotate", "leaderboard", "demo"]
 
@@ -49,15 +50,28 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "demo"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "[3/3] validate" in result.stdout and "0 error" not in result.stderr
-    for dataset in ("mhc", "hatemm", "fhm", "mami"):
-        assert (tmp_path / "demo" / "prepared" / dataset / "test.jsonl").is_file()
-    assert "| mhc     | test" in result.stdout
-    # a later stage failing is not reported as success: corrupt one video and validate again
-    video = next((tmp_path / "demo" / "raw" / "HateMM" / "hate_videos").glob("*.mp4"))
-    video.write_bytes(b"")
-    again = run("validate", str(tmp_path / "demo" / "prepared"), "--quiet")
-    assert again.returncode == 1 and video.stem in again.stdout and "zero-byte" in again.stdout
+def test_demo_quick_end_to_end(tmp_path):
+    """`m2v-bench demo --quick`: every stage of the product on the sample data, tables read back from the database."""
+    result = run("demo", "--quick", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for number in range(1, 9):
+        assert f"[{number}/8]" in result.stdout
+    assert "# Substitution (the paper's Table 3)" in result.stdout and "# Augmentation" in result.stdout
+    for strategy in ("No-FT", "Vid-FT", "OM-FT", "RM-FT", "Vid+RM-FT"):
+        assert f"| {strategy}" in result.stdout
+    assert (tmp_path / "demo" / "site" / "substitution.html").is_file()
+    assert (tmp_path / "demo" / "prepared" / "fhm_aligned_with_mhc" / "train.jsonl").is_file()
+
+
+def test_demo_failure_stops_the_run(tmp_path, monkeypatch, capsys):
+    """A failing stage ends the demo with its message and no success line."""
+    from m2v_bench import demo
+
+    def broken(self):
+        raise demo.M2VError("3 validation error(s)")
+
+    monkeypatch.setattr(demo.Demo, "validate", broken)
+    assert main_cli(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
+    captured = capsys.readouterr()
+    assert "[3/8] validate" in captured.out and "[4/8]" not in captured.out and "demo finished" not in captured.out
+    assert "m2v-bench: error: 3 validation error(s)" in captured.err

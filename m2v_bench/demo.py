@@ -1,0 +1,218 @@
+"""``m2v-bench demo``: the paper in miniature on the embedded default -- synthetic data -> prepare -> validate ->
+re-annotation -> LoRA training of every strategy through the real recipes -> lmms-eval -> leaderboard.
+
+Every stage runs the same code a user runs on real data; only the configuration differs (tiny models, the synthetic
+label-shift data, a few epochs). The human votes of the re-annotation come from the annotator file written with the
+sample data (it labels every meme by the video datasets' definition), standing in for people. A stage that fails
+stops the run with its message.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from m2v_bench.errors import M2VError
+
+STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    families: tuple[str, ...] = ("llava_next_video", "mllama")
+    targets: tuple[str, ...] = ("mhc", "hatemm")
+    meme_source: str = "fhm"
+    epochs: int = 10
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        return cls(families=("llava_next_video",), targets=("mhc",), epochs=4)
+
+
+def _recipes() -> Path:
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    if not (recipes / "vid_ft.py").is_file():
+        raise M2VError(f"{recipes}: the recipes are not here; run the demo from a source checkout (make demo)")
+    return recipes
+
+
+def _run(cmd: list[str], log: Path, env: dict) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise M2VError(f"`{' '.join(cmd[:3])} ...` failed (exit {result.returncode}); see {log}:\n" + "\n".join(tail))
+
+
+class Demo:
+    def __init__(self, out: Path, config: DemoConfig):
+        self.out = out
+        self.config = config
+        self.raw, self.prepared = out / "raw", out / "prepared"
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                    "M2V_DATA_DIR": str(self.prepared)}  # fmt: skip
+        self.bin = Path(sys.executable).parent
+        self.stages = [
+            ("make the synthetic raw datasets", self.make_data),
+            ("prepare the manifests", self.prepare),
+            ("validate", self.validate),
+            ("build the tiny models", self.models),
+            ("re-annotate the memes", self.reannotate),
+            ("train every strategy (LoRA, TRL)", self.train),
+            ("evaluate with lmms-eval", self.evaluate),
+            ("submit to the leaderboard", self.submit),
+        ]
+
+    def run(self) -> None:
+        start = time.time()
+        for number, (title, stage) in enumerate(self.stages, start=1):
+            t0 = time.time()
+            print(f"[{number}/{len(self.stages)}] {title} ...", flush=True)
+            stage()
+            print(f"      done in {time.time() - t0:.0f} s", flush=True)
+        self.report()
+        print(f"demo finished in {time.time() - start:.0f} s; site: {self.out / 'site' / 'index.html'}")
+
+    # -- stages
+
+    def make_data(self) -> None:
+        from m2v_bench.sample_data import SampleDataConfig, make_sample_data
+
+        make_sample_data(self.raw, SampleDataConfig(seed=self.config.seed))
+
+    def prepare(self) -> None:
+        from m2v_bench.sample_data import prepare_sample_data
+
+        for name, result in prepare_sample_data(self.raw, self.prepared).items():
+            print(f"      {name}: {len(result.records)} samples")
+
+    def validate(self) -> None:
+        from m2v_bench.validate import validate
+
+        report = validate(self.prepared, progress=False)
+        if report.errors:
+            raise M2VError(f"{len(report.errors)} validation error(s), e.g. {report.errors[0]}")
+
+    def models(self) -> None:
+        from m2v_bench.models.families import FAMILIES
+
+        for family in self.config.families:
+            FAMILIES[family].build_tiny(self.out / "models" / family, initializer_range=0.3)
+
+    def reannotate(self) -> None:
+        from m2v_bench import reannotate as re_
+        from m2v_bench.manifest import write_manifest
+        from m2v_bench.models.generation import Generator
+        from m2v_bench.models.loading import load
+
+        memes_path = self.prepared / self.config.meme_source / "train.jsonl"
+        memes = re_.load_memes(memes_path)
+        generator = Generator(load(str(self.out / "models" / self.config.families[0])), batch_size=16)
+        for target in self.config.targets:
+            work = self.out / "reannotation" / f"{self.config.meme_source}_{target}"
+            predictions = re_.predict(memes, target, generator, work / "predictions.jsonl", progress=False)
+            queue = re_.conflicts(memes, predictions)
+            re_.write_queue(queue, predictions, target, work / "queue.csv", work / "queue.json")
+            answers = self._annotate(work, target, {m.id for m in queue})
+            human = re_.import_answers([answers], [m.id for m in queue], target)
+            result = re_.vote(memes, predictions, human, target)
+            if result.unresolved:
+                raise M2VError(f"{len(result.unresolved)} conflicts unresolved for {target}")
+            name = re_.aligned_name(self.config.meme_source, target)
+            write_manifest(self.prepared / name / "train.jsonl", result.records)
+            re_.write_paper_csv(work / f"{name}.csv", result.rows)
+            stats = re_.agreement_stats(result.rows)
+            print(f"      -> {target}: {len(queue)} of {len(memes)} memes to annotate; labels flipped "
+                  f"{stats['flips']['0->1'] + stats['flips']['1->0']}")  # fmt: skip
+
+    def _annotate(self, work: Path, target: str, queued: set[str]) -> Path:
+        """The synthetic annotators answer the queue from the sample data's annotator file."""
+        source = self.raw / "annotators" / f"{self.config.meme_source}_{target}.csv"
+        answers = work / "answers.csv"
+        with (
+            open(source, encoding="utf-8", newline="") as src,
+            open(answers, "w", encoding="utf-8", newline="") as dst,
+        ):
+            reader = csv.DictReader(src)
+            writer = csv.DictWriter(dst, fieldnames=reader.fieldnames, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(row for row in reader if row["id"] in queued)
+        return answers
+
+    def _checkpoint(self, family: str, strategy: str, target: str) -> Path:
+        return self.out / "checkpoints" / f"{family}-{strategy}-{target}"
+
+    def train(self) -> None:
+        recipes = _recipes()
+        for family in self.config.families:
+            for target in self.config.targets:
+                for strategy in STRATEGIES:
+                    out = self._checkpoint(family, strategy, target)
+                    cmd = [str(self.bin / "python"), str(recipes / f"{strategy}.py"),
+                           "--config", str(recipes / "tiny" / f"{family}.yaml"),
+                           "--model_name_or_path", str(self.out / "models" / family), "--data_dir", str(self.prepared),
+                           "--target", target, "--meme_source", self.config.meme_source, "--output_dir", str(out),
+                           "--num_train_epochs", str(self.config.epochs), "--save_strategy", "no"]  # fmt: skip
+                    t0 = time.time()
+                    _run(cmd, self.out / "logs" / f"train-{out.name}.log", self.env)
+                    print(f"      {out.name}: {time.time() - t0:.0f} s", flush=True)
+
+    def _evaluated(self) -> list[tuple[str, Path, Path]]:
+        """(name, checkpoint, lmms-eval output) of every model evaluated: each family's No-FT and every adapter."""
+        runs = []
+        for family in self.config.families:
+            runs.append((f"{family}-no_ft", self.out / "models" / family, self.out / "eval" / f"{family}-no_ft"))
+            for target in self.config.targets:
+                for strategy in STRATEGIES:
+                    checkpoint = self._checkpoint(family, strategy, target)
+                    runs.append((checkpoint.name, checkpoint, self.out / "eval" / checkpoint.name))
+        return runs
+
+    def evaluate(self) -> None:
+        tasks = ",".join(f"m2v_{t}" for t in self.config.targets)
+        for name, checkpoint, out in self._evaluated():
+            cmd = [str(self.bin / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4",
+                   "--tasks", tasks, "--device", "cpu", "--batch_size", "16", "--output_path", str(out),
+                   "--log_samples"]  # fmt: skip
+            _run(cmd, self.out / "logs" / f"eval-{name}.log", self.env)
+            if not list(out.rglob("*_results.json")):  # lmms-eval exits 0 on failure: the results file is the proof
+                raise M2VError(f"lmms-eval wrote no results for {name}; see {self.out / 'logs' / f'eval-{name}.log'}")
+
+    def submit(self) -> None:
+        from m2v_bench.leaderboard.site import build
+        from m2v_bench.leaderboard.store import Store
+        from m2v_bench.leaderboard.submit import submit
+
+        store = Store(self.out / "leaderboard.sqlite")
+        try:
+            for name, checkpoint, out in self._evaluated():
+                submit(store, str(checkpoint), out, self.prepared, name=name)
+            build(store, self.out / "site")
+        finally:
+            store.close()
+
+    def report(self) -> None:
+        """The tables, read back from the leaderboard database."""
+        from m2v_bench.leaderboard import views
+        from m2v_bench.leaderboard.store import Store
+
+        store = Store(self.out / "leaderboard.sqlite")
+        try:
+            for table in (views.substitution(store), views.augmentation(store)):
+                table.rows = [row for row in table.rows if str(row[3]).startswith("submitted")]
+                print()
+                print(views.render(table, "markdown"))
+        finally:
+            store.close()
+
+
+def run(out: Path, quick: bool = False, seed: int = 0) -> None:
+    config = DemoConfig.quick() if quick else DemoConfig()
+    Demo(out, DemoConfig(**{**config.__dict__, "seed": seed})).run()
