@@ -28,6 +28,8 @@ class DemoConfig:
     targets: tuple[str, ...] = ("mhc", "hatemm")
     meme_source: str = "fhm"
     epochs: int = 10
+    shots: int = 2
+    """Demonstrations per re-annotation prompt (the paper: 8; the tiny tokenizer makes 8 long and slow on a CPU)."""
     seed: int = 0
 
     @classmethod
@@ -53,7 +55,7 @@ def _run(cmd: list[str], log: Path, env: dict) -> None:
 
 class Demo:
     def __init__(self, out: Path, config: DemoConfig):
-        self.out = out
+        self.out = out.resolve()
         self.config = config
         self.raw, self.prepared = out / "raw", out / "prepared"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
@@ -117,7 +119,8 @@ class Demo:
         generator = Generator(load(str(self.out / "models" / self.config.families[0])), batch_size=16)
         for target in self.config.targets:
             work = self.out / "reannotation" / f"{self.config.meme_source}_{target}"
-            predictions = re_.predict(memes, target, generator, work / "predictions.jsonl", progress=False)
+            predictions = re_.predict(memes, target, generator, work / "predictions.jsonl", shots=self.config.shots,
+                                      progress=False)  # fmt: skip
             queue = re_.conflicts(memes, predictions)
             re_.write_queue(queue, predictions, target, work / "queue.csv", work / "queue.json")
             answers = self._annotate(work, target, {m.id for m in queue})
@@ -164,20 +167,22 @@ class Demo:
                     _run(cmd, self.out / "logs" / f"train-{out.name}.log", self.env)
                     print(f"      {out.name}: {time.time() - t0:.0f} s", flush=True)
 
-    def _evaluated(self) -> list[tuple[str, Path, Path]]:
-        """(name, checkpoint, lmms-eval output) of every model evaluated: each family's No-FT and every adapter."""
+    def _evaluated(self) -> list[tuple[str, Path, Path, list[str]]]:
+        """(name, checkpoint, lmms-eval output, targets) of every model evaluated: each family's No-FT on every
+        target, and every adapter on the target it was trained for (the paper's tables)."""
         runs = []
         for family in self.config.families:
-            runs.append((f"{family}-no_ft", self.out / "models" / family, self.out / "eval" / f"{family}-no_ft"))
+            runs.append((f"{family}-no_ft", self.out / "models" / family, self.out / "eval" / f"{family}-no_ft",
+                         list(self.config.targets)))  # fmt: skip
             for target in self.config.targets:
                 for strategy in STRATEGIES:
                     checkpoint = self._checkpoint(family, strategy, target)
-                    runs.append((checkpoint.name, checkpoint, self.out / "eval" / checkpoint.name))
+                    runs.append((checkpoint.name, checkpoint, self.out / "eval" / checkpoint.name, [target]))
         return runs
 
     def evaluate(self) -> None:
-        tasks = ",".join(f"m2v_{t}" for t in self.config.targets)
-        for name, checkpoint, out in self._evaluated():
+        for name, checkpoint, out, targets in self._evaluated():
+            tasks = ",".join(f"m2v_{t}" for t in targets)
             cmd = [str(self.bin / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4",
                    "--tasks", tasks, "--device", "cpu", "--batch_size", "16", "--output_path", str(out),
                    "--log_samples"]  # fmt: skip
@@ -192,7 +197,7 @@ class Demo:
 
         store = Store(self.out / "leaderboard.sqlite")
         try:
-            for name, checkpoint, out in self._evaluated():
+            for name, checkpoint, out, _ in self._evaluated():
                 submit(store, str(checkpoint), out, self.prepared, name=name)
             build(store, self.out / "site")
         finally:

@@ -140,7 +140,7 @@ def predict(
 
 
 def _absolute_media(records: list[Record], manifest: Path) -> list[Record]:
-    return [replace(r, media=str(r.media_path(manifest.parent))) if r.media else r for r in records]
+    return [replace(r, media=str(r.media_path(manifest.parent).resolve())) if r.media else r for r in records]
 
 
 def load_memes(manifest: Path) -> list[Record]:

@@ -179,13 +179,14 @@ def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lmms-eval"), "--model", "m2v",
          "--model_args", f"pretrained={tiny_models[name]},frames=4",
-         "--tasks", "m2v_mhc,m2v_fhm,m2v_hatemm_keyframe,m2v_fhm_score",
+         "--tasks", "m2v,m2v_hatemm_keyframe,m2v_fhm_score",
          "--device", "cpu", "--batch_size", "4", "--output_path", str(out), "--log_samples"],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     files = list(out.rglob("*_results.json"))
     assert len(files) == 1, result.stdout[-2000:] + result.stderr[-3000:]
     results = json.loads(files[0].read_text())["results"]
-    for task in ("m2v_mhc", "m2v_fhm", "m2v_hatemm_keyframe"):
+    for task in ("m2v_mhc", "m2v_hatemm", "m2v_fhm", "m2v_mami", "m2v_hatemm_keyframe"):  # `m2v` = the 4 tasks
         assert 0.0 <= results[task]["macro_f1,none"] <= 1.0
+    assert "macro_f1,none" in json.loads(files[0].read_text())["groups"]["m2v"]
     assert 0.0 <= results["m2v_fhm_score"]["auroc,none"] <= 1.0

@@ -270,3 +270,15 @@ def test_predict_survives_sigkill_and_resumes_to_the_same_file(tiny, sample_raw,
     reference = [json.loads(line) for line in whole.read_text().splitlines()]
     assert len(resumed) == total and len({r["id"] for r in resumed}) == total  # no gaps, no duplicates
     assert sorted(resumed, key=lambda r: r["id"]) == sorted(reference, key=lambda r: r["id"])
+
+
+def test_memes_from_a_relative_manifest_get_absolute_media(tmp_path, monkeypatch):
+    """The aligned manifest lives in another folder than the memes': its media paths must not depend on either."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "m0.png").write_bytes(b"png")
+    meme = Record(id="m0", dataset="fhm", split="train", modality="image", text="t", label=1, label_space="hateful",
+                  source="fhm", media="../raw/m0.png")  # fmt: skip
+    write_manifest(tmp_path / "prepared" / "train.jsonl", [meme])
+    loaded = re_.load_memes(Path("prepared/train.jsonl"))
+    assert Path(loaded[0].media).is_absolute() and Path(loaded[0].media) == tmp_path / "raw" / "m0.png"
