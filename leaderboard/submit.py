@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[s
         raise SubmissionError(f"{where}: made on another test set (hash {sorted(map(str, hashes))[0][:12]}..., "
                               f"current {expected[:12]}...); evaluate again on the current data")  # fmt: skip
     ids = [i["id"] for i in items]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     gold = {r.id: r.label for r in records}
     missing, extra = sorted(set(gold) - set(ids)), sorted(set(ids) - set(gold))
     for problem, found in (("duplicate", duplicates), ("missing", missing), ("unknown", extra)):

@@ -113,11 +113,11 @@ def augmentation(store: Store) -> Table:
     return table
 
 
-def mcnemar_p(store: Store, name: str, baseline: str, task: str) -> float | None:
-    """Exact McNemar test (binomial on the discordant pairs, scipy) of two submissions on the same samples."""
+def mcnemar_p(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> float | None:
+    """Exact McNemar test (binomial on the discordant pairs, scipy) of two submissions' (gold, pred) on the same
+    samples (``Store.predictions``)."""
     from scipy.stats import binomtest
 
-    a, b = store.predictions(name, task), store.predictions(baseline, task)
     if not a or set(a) != set(b):
         return None
     only_a = sum(1 for i in a if (a[i][1] == a[i][0]) and (b[i][1] != b[i][0]))
@@ -134,10 +134,14 @@ def ranking(store: Store) -> list[Table]:
     results = store.results()
     for task in sorted({r["task"] for r in results}):
         rows = []
+        baselines = {family: store.predictions(name, task) for family, name in no_ft.items()}
         for r in sorted((r for r in results if r["task"] == task), key=lambda r: -r["macro_f1"]):
             sub = submissions[r["name"]]
             base = no_ft.get(sub.family)
-            p = mcnemar_p(store, r["name"], base, task) if base and base != r["name"] else None
+            if base and base != r["name"]:
+                p = mcnemar_p(store.predictions(r["name"], task), baselines[sub.family])
+            else:
+                p = None
             auroc = r["auroc"] if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
             rows.append([r["name"], FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family,
                          STRATEGY_NAMES.get(sub.strategy, sub.strategy), r["n"], r["macro_f1"],

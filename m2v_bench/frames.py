@@ -133,6 +133,8 @@ class _Index:
     """Presentation timestamps of all frames, sorted: position j = frame j."""
     keyframes: list[int]
     """Frame indices of keyframes, sorted."""
+    position: dict[int, int]
+    """Timestamp -> frame index."""
 
     @property
     def total(self) -> int:
@@ -159,7 +161,7 @@ def _build_index(container, stream, path: Path) -> _Index:
     pts.sort()
     position = {p: j for j, p in enumerate(pts)}
     keyframes = sorted(position[p] for p in key_pts) or [0]
-    return _Index(pts, keyframes)
+    return _Index(pts, keyframes, position)
 
 
 def plan_runs(targets: list[int], keyframes: list[int]) -> list[tuple[int, list[int]]]:
@@ -178,7 +180,6 @@ def plan_runs(targets: list[int], keyframes: list[int]) -> list[tuple[int, list[
 
 def _decode_runs(container, path: Path, index: _Index, runs) -> dict[int, np.ndarray]:
     stream = container.streams.video[0]
-    position = {p: j for j, p in enumerate(index.pts)}
     frames: dict[int, np.ndarray] = {}
     try:
         for keyframe, targets in runs:
@@ -187,7 +188,7 @@ def _decode_runs(container, path: Path, index: _Index, runs) -> dict[int, np.nda
             current = keyframe - 1
             for target in targets:
                 for frame in decoder:
-                    current = position.get(frame.pts, current + 1)
+                    current = index.position.get(frame.pts, current + 1)
                     if current >= target:
                         frames[target] = frame.to_ndarray(format="rgb24")
                         break

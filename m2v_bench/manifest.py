@@ -153,6 +153,15 @@ def split_hash(records: Iterable[Record]) -> str:
     return digest.hexdigest()
 
 
+def with_absolute_media(records: Iterable[Record], manifest_dir: str | os.PathLike[str]) -> list[Record]:
+    """The records with media paths made absolute (resolved against the manifest's folder), for records that leave
+    their manifest: written into another manifest, handed to a model or a data loader."""
+    return [
+        dataclasses.replace(r, media=str(r.media_path(manifest_dir).resolve())) if r.media is not None else r
+        for r in records
+    ]
+
+
 def manifest_paths(prepared_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """The split files present in a prepared dataset folder, by split name."""
     prepared_dir = Path(prepared_dir)

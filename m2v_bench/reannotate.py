@@ -139,14 +139,10 @@ def predict(
     return done
 
 
-def _absolute_media(records: list[Record], manifest: Path) -> list[Record]:
-    return [replace(r, media=str(r.media_path(manifest.parent).resolve())) if r.media else r for r in records]
-
-
 def load_memes(manifest: Path) -> list[Record]:
-    from m2v_bench.manifest import read_manifest
+    from m2v_bench.manifest import read_manifest, with_absolute_media
 
-    memes = _absolute_media(read_manifest(manifest), manifest)
+    memes = with_absolute_media(read_manifest(manifest), manifest.parent)
     if any(m.modality != "image" for m in memes):
         raise M2VError(f"{manifest}: re-annotation takes meme (image) manifests")
     return memes

@@ -11,7 +11,7 @@ from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.labels import few_shot_prompt, get_label_space
-from m2v_bench.manifest import read_manifest, split_hash
+from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
 from m2v_bench.metrics import auroc, classification_metrics
 
 VIEWS = ("video", "keyframe", "image")
@@ -33,8 +33,7 @@ def process_docs(dataset):
     records = read_manifest(path)
     test_sha256 = split_hash(records)
     rows = []
-    for record in records:
-        media = record.media_path(path.parent)
+    for record in with_absolute_media(records, path.parent):
         rows.append(
             {
                 "id": record.id,
@@ -43,7 +42,7 @@ def process_docs(dataset):
                 "label": record.label,
                 "label_space": record.label_space,
                 "text": record.text,
-                "media": str(media.resolve()) if media else None,
+                "media": record.media,
                 "view": view,
                 "test_sha256": test_sha256,
             }

@@ -7,6 +7,7 @@ import torch
 
 from m2v_bench.frames import FrameSampler
 from m2v_bench.models.families import Family
+from m2v_bench.models.generation import answer_token_count
 
 IGNORE = -100
 
@@ -39,10 +40,7 @@ class AnswerOnlyCollator:
         for example, (kind, payload) in zip(examples, prepared, strict=True):
             prompt_text, full = self._texts(kind, len(payload), example["prompt"], example["answer"])
             texts.append(full)
-            answer_lengths.append(
-                len(tokenizer(full, add_special_tokens=False)["input_ids"])
-                - len(tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
-            )
+            answer_lengths.append(answer_token_count(tokenizer, prompt_text, full))
         tokenizer.padding_side = "right"
         batch = dict(self.family.processor_inputs(self.processor, texts, prepared))
         if self.max_length and batch["input_ids"].shape[1] > self.max_length:

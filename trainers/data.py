@@ -24,7 +24,7 @@ from pathlib import Path
 
 from m2v_bench.datasets import get_dataset
 from m2v_bench.errors import M2VError
-from m2v_bench.manifest import Record, read_manifest, split_hash
+from m2v_bench.manifest import Record, read_manifest, split_hash, with_absolute_media
 
 STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
 STRATEGY_NAMES = {"no_ft": "No-FT", "vid_ft": "Vid-FT", "om_ft": "OM-FT", "rm_ft": "RM-FT", "vid_rm_ft": "Vid+RM-FT"}
@@ -65,14 +65,7 @@ def _load(path: Path, role: str, sources: list[Source]) -> list[Record]:
     if not records:
         raise M2VError(f"{path}: no train-split record")
     sources.append(Source(str(path), len(records), split_hash(records), role))
-    base = path.parent
-    return [r if r.media is None else _absolute(r, base) for r in records]
-
-
-def _absolute(record: Record, base: Path) -> Record:
-    from dataclasses import replace
-
-    return replace(record, media=str(record.media_path(base).resolve()))
+    return with_absolute_media(records, path.parent)
 
 
 def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:

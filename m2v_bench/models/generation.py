@@ -15,6 +15,14 @@ GREEDY = {"max_new_tokens": 25, "do_sample": False, "num_beams": 1}
 """The paper's decoding: greedy, at most 25 new tokens."""
 
 
+def answer_token_count(tokenizer, prompt_text: str, full_text: str) -> int:
+    """How many tokens the answer adds to a chat-templated prompt: the last ones of ``full_text``'s encoding. Counted
+    on the text alone, so the visuals need no second processor pass (their tokens all lie inside the prompt)."""
+    return len(tokenizer(full_text, add_special_tokens=False)["input_ids"]) - len(
+        tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    )
+
+
 def generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
     """lmms-eval-style gen_kwargs -> generate() arguments (greedy unless temperature > 0 or do_sample) and stop
     strings."""
@@ -109,9 +117,9 @@ class Generator:
         kind, payload = self.prepare(visuals)
         text = self.chat(kind, len(payload), prompt)
         full = self.encode([text + continuation], kind, [payload])
-        prompt_length = self.encode([text], kind, [payload])["input_ids"].shape[1]
+        answer = answer_token_count(self.processor.tokenizer, text, text + continuation)
         with torch.inference_mode():
-            logits = self.model(**full).logits[0, prompt_length - 1 : -1].float()
-        target = full["input_ids"][0, prompt_length:]
+            logits = self.model(**full).logits[0, -answer - 1 : -1].float()
+        target = full["input_ids"][0, -answer:]
         score = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum().item()
         return float(score), bool((logits.argmax(-1) == target).all())
