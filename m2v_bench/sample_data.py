@@ -5,17 +5,17 @@ They form a *label-shift benchmark*, so the paper's phenomenon can be reproduced
 
 Generative rule
 ---------------
-Every sample carries one **visual cue** (a symbol drawn on the meme / in the video frames) and one **text
-cue** (a phrase inside the meme text / transcript), each drawn independently from::
+Every sample carries one **cue**, shown in both modalities: a symbol drawn on the meme / in the video frames,
+and a phrase in the meme text / transcript next to one neutral sentence::
 
-    none      no symbol / neutral sentences only
+    none      no symbol / the neutral sentence only
     hate      red triangle      / a phrase attacking the (fictional) Zorbian group
     insult    orange cross      / a personal insult
     misogyny  purple circle     / a sexist stereotype about women
 
 Neutral distractor shapes (green squares, blue bars) appear in every sample. A dataset's label is positive iff
-the sample's cues intersect the dataset's definition (:data:`DEFINITIONS`); each split holds 40% positives
-under its own dataset's definition (:data:`POSITIVE_RATE`):
+the sample's cue is in the dataset's definition (:data:`DEFINITIONS`); each split holds 40% positives under its
+own dataset's definition (:data:`POSITIVE_RATE`):
 
     hatemm  "hateful"     = {hate}                 (video definition)
     mhc     "offensive"   = {hate, insult}         (video definition; MHC's 3-way label: Hateful if hate,
@@ -25,9 +25,12 @@ under its own dataset's definition (:data:`POSITIVE_RATE`):
 
 So memes re-annotated to a video definition (:func:`label_under`) get different labels than their original
 ones: training on original meme labels teaches the wrong cue set (most of all MAMI -> MHC), while the
-re-annotated labels follow the video datasets' rule. ``truth.jsonl`` in the output lists every sample's cues
-and its label under every definition; ``annotators/<meme>_<target>.csv`` holds a synthetic annotator's answers
-under each video definition (the demo's stand-in for human annotation).
+re-annotated labels follow the video datasets' rule. The cue is in the text as well as in the pixels so that a
+model can carry it from memes to videos (the tiny demo models' vision towers are random and frozen; the text is
+what their LoRA can learn to read), and the cues' phrases share no word, so the rule is learnable from a hundred
+examples. ``truth.jsonl`` in the output lists every sample's cue and its label under every definition;
+``annotators/<meme>_<target>.csv`` holds a synthetic annotator's answers under each video definition (the demo's
+stand-in for human annotation).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from m2v_bench.media import write_video
 
+GENERATOR_VERSION = 2
+"""Bump whenever the generated data change (the cached default sample data are keyed by it)."""
+
 CUES = ("none", "hate", "insult", "misogyny")
 
 DEFINITIONS: dict[str, frozenset[str]] = {
@@ -55,10 +61,11 @@ DEFINITIONS: dict[str, frozenset[str]] = {
 }
 
 TEXT_CUES = {
-    "hate": ("the zorbians are vermin", "drive every zorbian out of town", "zorbians do not deserve rights"),
+    "hate": ("zorbians are vermin", "drive every zorbian out of town", "zorbians deserve no rights"),
     "insult": ("you absolute clown", "what a pathetic loser", "shut up you idiot"),
-    "misogyny": ("women belong in the kitchen", "she is just a pretty face", "girls cannot do science"),
+    "misogyny": ("women belong in the kitchen", "girls belong at home", "her only value is her looks"),
 }
+"""Each cue's phrases share no word with another cue's phrases (a model that reads words can tell the cues apart)."""
 NEUTRAL_SENTENCES = (
     "the weather is nice today",
     "we went to the park after lunch",
@@ -74,11 +81,12 @@ COLOURS = {"hate": (220, 30, 30), "insult": (255, 140, 0), "misogyny": (150, 40,
 POSITIVE_RATE = 0.4
 """Share of positives per split under the dataset's own definition (the real datasets have 34-50%)."""
 
-# Cue probabilities (none, hate, insult, misogyny) per dataset, for the visual and the text cue alike.
+# Cue probabilities (none, hate, insult, misogyny) per dataset. FHM's memes carry insult and misogyny often: the
+# cues on which its original definition and the video datasets' disagree.
 CUE_PROBS = {
     "mhc": (0.4, 0.2, 0.2, 0.2),
     "hatemm": (0.4, 0.2, 0.2, 0.2),
-    "fhm": (0.4, 0.25, 0.15, 0.2),
+    "fhm": (0.3, 0.2, 0.25, 0.25),
     "mami": (0.35, 0.15, 0.15, 0.35),
 }
 
@@ -86,9 +94,9 @@ CUE_PROBS = {
 @dataclass(frozen=True)
 class SampleDataConfig:
     seed: int = 0
-    video_splits: tuple[int, int, int] = (48, 12, 40)
+    video_splits: tuple[int, int, int] = (96, 12, 40)
     """train, validation, test videos per video dataset."""
-    fhm_splits: tuple[int, int, int] = (64, 16, 32)
+    fhm_splits: tuple[int, int, int] = (128, 16, 32)
     mami_splits: tuple[int, int] = (64, 32)
     """train, test (MAMI has no validation split)."""
     video_size: tuple[int, int] = (128, 96)
@@ -102,8 +110,7 @@ class Sample:
     dataset: str
     id: str
     split: str
-    visual_cue: str
-    text_cue: str
+    cue: str
     text: str
     lead_frames: int = 0
     labels: dict[str, int] = field(default_factory=dict)
@@ -113,18 +120,17 @@ class Sample:
         return self.labels[self.dataset]
 
 
-def label_under(visual_cue: str, text_cue: str, definition: str) -> int:
-    """The label of a sample with these cues under a dataset's definition (see module docstring)."""
-    return int(bool({visual_cue, text_cue} & DEFINITIONS[definition]))
+def label_under(cue: str, definition: str) -> int:
+    """The label of a sample with this cue under a dataset's definition (see module docstring)."""
+    return int(cue in DEFINITIONS[definition])
 
 
-def _draw_cues(rng: np.random.Generator, dataset: str) -> tuple[str, str]:
-    probs = CUE_PROBS[dataset]
-    return str(rng.choice(CUES, p=probs)), str(rng.choice(CUES, p=probs))
+def _draw_cue(rng: np.random.Generator, dataset: str) -> str:
+    return str(rng.choice(CUES, p=CUE_PROBS[dataset]))
 
 
-def _text(rng: np.random.Generator, cue: str, sentences: int) -> str:
-    parts = [str(s) for s in rng.choice(NEUTRAL_SENTENCES, size=sentences, replace=False)]
+def _text(rng: np.random.Generator, cue: str) -> str:
+    parts = [str(rng.choice(NEUTRAL_SENTENCES))]
     if cue != "none":
         parts.insert(int(rng.integers(0, len(parts) + 1)), str(rng.choice(TEXT_CUES[cue])))
     return " ".join(parts)
@@ -162,7 +168,7 @@ def render_meme(rng: np.random.Generator, sample: Sample, size: int) -> Image.Im
     draw = ImageDraw.Draw(image)
     _draw_distractors(draw, rng, size, size)
     cx, cy = rng.uniform(0.3, 0.7, size=2) * size
-    _draw_symbol(draw, sample.visual_cue, cx, cy * 0.8, size * 0.15)
+    _draw_symbol(draw, sample.cue, cx, cy * 0.8, size * 0.15)
     font = ImageFont.load_default()
     words, lines, line = sample.text.split(), [], ""
     for word in words:  # wrap to the image width
@@ -196,13 +202,13 @@ def render_video_frames(rng: np.random.Generator, sample: Sample, config: Sample
         frame = background.copy()
         radius = height * 0.15
         cx, cy = np.clip(start + velocity * index, radius, (width - radius, height - radius))
-        _draw_symbol(ImageDraw.Draw(frame), sample.visual_cue, cx, cy, radius)
+        _draw_symbol(ImageDraw.Draw(frame), sample.cue, cx, cy, radius)
         frames.append(np.asarray(frame))
     return frames
 
 
 def _make_samples(rng: np.random.Generator, dataset: str, splits: dict[str, int], make_id) -> list[Sample]:
-    """Each split has round(count * POSITIVE_RATE) positives under the dataset's own definition: cues are drawn
+    """Each split has round(count * POSITIVE_RATE) positives under the dataset's own definition: a cue is drawn
     from the dataset's cue distribution until the sample has the label its slot asks for."""
     samples = []
     for split, count in splits.items():
@@ -210,12 +216,11 @@ def _make_samples(rng: np.random.Generator, dataset: str, splits: dict[str, int]
         slots = [1] * positives + [0] * (count - positives)
         rng.shuffle(slots)
         for wanted in slots:
-            visual, text_cue = _draw_cues(rng, dataset)
-            while label_under(visual, text_cue, dataset) != wanted:
-                visual, text_cue = _draw_cues(rng, dataset)
-            sentences = 3 if dataset in ("mhc", "hatemm") else 1
-            sample = Sample(dataset, "", split, visual, text_cue, _text(rng, text_cue, sentences))
-            sample.labels = {name: label_under(visual, text_cue, name) for name in DEFINITIONS}
+            cue = _draw_cue(rng, dataset)
+            while label_under(cue, dataset) != wanted:
+                cue = _draw_cue(rng, dataset)
+            sample = Sample(dataset, "", split, cue, _text(rng, cue))
+            sample.labels = {name: label_under(cue, name) for name in DEFINITIONS}
             sample.id = make_id(sample)
             samples.append(sample)
     return samples
@@ -273,8 +278,8 @@ def make_sample_data(out: Path, config: SampleDataConfig = SampleDataConfig()) -
                 fh.write(json.dumps(asdict(sample), sort_keys=True) + "\n")
     (out / "README.md").write_text(
         "# m2v-bench synthetic sample data\n\nGenerated by `m2v-bench make-sample-data` "
-        f"(seed {config.seed}). Layouts follow each dataset's official release; `paper/` holds the video "
-        "datasets' split tables in the paper's CSV format.\n\n## Generative rule\n"
+        f"(seed {config.seed}, generator version {GENERATOR_VERSION}). Layouts follow each dataset's official "
+        "release; `paper/` holds the video datasets' split tables in the paper's CSV format.\n\n## Generative rule\n"
         + __doc__.split("Generative rule\n---------------\n")[1]
     )
     return samples
@@ -323,7 +328,7 @@ def _write_mhc(out: Path, rng: np.random.Generator, samples: list[Sample], confi
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
             writer.writerow(["Video_ID", "Majority_Voting", "Label", "Target_Victimg", "Componentg", "Duration"])
             for s in (s for s in samples if s.split == split):
-                vote = "Hateful" if "hate" in (s.visual_cue, s.text_cue) else "Offensive" if s.label else "Normal"
+                vote = "Hateful" if s.cue == "hate" else "Offensive" if s.label else "Normal"
                 target = "['Zorbian']" if vote == "Hateful" else "[]"
                 writer.writerow([s.id, vote, str([vote, vote]), target, "[]", "[]"])
     texts = {
@@ -425,7 +430,7 @@ def default_prepared_dir(cache: Path | None = None) -> Path:
     from m2v_bench import __version__
 
     cache = cache or Path(os.environ.get("M2V_CACHE", Path.home() / ".cache" / "m2v-bench"))
-    root = cache / f"sample-data-{__version__}-seed0"
+    root = cache / f"sample-data-{__version__}-v{GENERATOR_VERSION}-seed0"
     done = root / "prepared" / ".complete"
     if done.is_file():
         return root / "prepared"

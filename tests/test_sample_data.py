@@ -7,15 +7,31 @@ import pytest
 from PIL import Image
 
 from m2v_bench.media import probe_video
-from m2v_bench.sample_data import DEFINITIONS, POSITIVE_RATE, SampleDataConfig, label_under, make_sample_data
+from m2v_bench.sample_data import (
+    DEFINITIONS,
+    POSITIVE_RATE,
+    TEXT_CUES,
+    SampleDataConfig,
+    label_under,
+    make_sample_data,
+)
 
 
 def test_labels_follow_the_generative_rule(sample_raw):
     _, samples = sample_raw
     for dataset, items in samples.items():
         for s in items:
-            assert s.labels == {d: label_under(s.visual_cue, s.text_cue, d) for d in DEFINITIONS}
-            assert s.label == int(bool({s.visual_cue, s.text_cue} & DEFINITIONS[dataset]))
+            assert s.labels == {d: label_under(s.cue, d) for d in DEFINITIONS}
+            assert s.label == int(s.cue in DEFINITIONS[dataset])
+            if s.cue != "none":  # the cue is in the text too, as one of its phrases
+                assert any(phrase in s.text for phrase in TEXT_CUES[s.cue])
+
+
+def test_cue_phrases_share_no_word_across_cues():
+    words = {cue: {w for phrase in phrases for w in phrase.split()} for cue, phrases in TEXT_CUES.items()}
+    for cue, own in words.items():
+        others = set().union(*(w for c, w in words.items() if c != cue))
+        assert not own & others, (cue, own & others)
 
 
 def test_each_split_has_the_designed_positive_rate(sample_raw):
@@ -44,7 +60,7 @@ def test_media_are_real_and_cues_are_visible(sample_raw):
     video = next(iter((raw / "HateMM" / "hate_videos").glob("*.mp4")))
     info = probe_video(video, deep=True)
     assert (info.width, info.height, info.frames) == (128, 96, 24)
-    meme = next(s for s in samples["fhm"] if s.visual_cue == "hate")
+    meme = next(s for s in samples["fhm"] if s.cue == "hate")
     pixels = np.asarray(Image.open(raw / "FHM" / "img" / f"{meme.id}.png").convert("RGB")).reshape(-1, 3)
     assert (pixels == (220, 30, 30)).all(axis=1).any()  # the red triangle of the hate cue
     truth = [json.loads(line) for line in (raw / "truth.jsonl").read_text().splitlines()]
