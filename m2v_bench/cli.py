@@ -94,7 +94,7 @@ def cmd_make_sample_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from m2v_bench.demo import run
 
-    run(args.out, quick=args.quick, seed=args.seed)
+    run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs)
     return 0
 
 
@@ -410,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="one family, one target, fewer epochs (about 2 minutes)")
+    p.add_argument("--jobs", type=int, default=None, help="trainings/evaluations at once (default: CPUs, at most 4)")
     p.set_defaults(func=cmd_demo)
     return parser
 

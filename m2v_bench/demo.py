@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +29,16 @@ class DemoConfig:
     families: tuple[str, ...] = ("llava_next_video", "mllama")
     targets: tuple[str, ...] = ("mhc", "hatemm")
     meme_source: str = "fhm"
-    epochs: int = 10
+    epochs: int = 20
     shots: int = 2
     """Demonstrations per re-annotation prompt (the paper: 8; the tiny tokenizer makes 8 long and slow on a CPU)."""
     seed: int = 0
+    jobs: int = max(1, min(4, os.cpu_count() or 1))
+    """Trainings / evaluations run at once (one CPU thread each)."""
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        return cls(families=("llava_next_video",), targets=("mhc",), epochs=4)
+        return cls(families=("llava_next_video",), targets=("mhc",), epochs=3)
 
 
 def _recipes() -> Path:
@@ -51,6 +55,21 @@ def _run(cmd: list[str], log: Path, env: dict) -> None:
     if result.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise M2VError(f"`{' '.join(cmd[:3])} ...` failed (exit {result.returncode}); see {log}:\n" + "\n".join(tail))
+
+
+def _run_all(jobs: list[tuple[str, Callable[[], None]]], workers: int) -> None:
+    """Run independent jobs ``workers`` at a time, printing each as it ends. The first failure cancels the jobs not
+    yet started, lets the running ones end, and is raised."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        started = time.time()
+        futures = {pool.submit(job): name for name, job in jobs}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                print(f"      {futures[future]}: done at {time.time() - started:.0f} s", flush=True)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 class Demo:
@@ -106,7 +125,7 @@ class Demo:
         from m2v_bench.models.families import FAMILIES
 
         for family in self.config.families:
-            FAMILIES[family].build_tiny(self.out / "models" / family, initializer_range=0.3)
+            FAMILIES[family].build_tiny(self.out / "models" / family, initializer_range=0.15)
 
     def reannotate(self) -> None:
         from m2v_bench import reannotate as re_
@@ -154,6 +173,7 @@ class Demo:
 
     def train(self) -> None:
         recipes = _recipes()
+        jobs = []
         for family in self.config.families:
             for target in self.config.targets:
                 for strategy in STRATEGIES:
@@ -163,9 +183,9 @@ class Demo:
                            "--model_name_or_path", str(self.out / "models" / family), "--data_dir", str(self.prepared),
                            "--target", target, "--meme_source", self.config.meme_source, "--output_dir", str(out),
                            "--num_train_epochs", str(self.config.epochs), "--save_strategy", "no"]  # fmt: skip
-                    t0 = time.time()
-                    _run(cmd, self.out / "logs" / f"train-{out.name}.log", self.env)
-                    print(f"      {out.name}: {time.time() - t0:.0f} s", flush=True)
+                    log = self.out / "logs" / f"train-{out.name}.log"
+                    jobs.append((out.name, lambda cmd=cmd, log=log: _run(cmd, log, self.env)))
+        _run_all(jobs, self.config.jobs)
 
     def _evaluated(self) -> list[tuple[str, Path, Path, list[str]]]:
         """(name, checkpoint, lmms-eval output, targets) of every model evaluated: each family's No-FT on every
@@ -181,14 +201,18 @@ class Demo:
         return runs
 
     def evaluate(self) -> None:
-        for name, checkpoint, out, targets in self._evaluated():
-            tasks = ",".join(f"m2v_{t}" for t in targets)
-            cmd = [str(self.bin / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4",
-                   "--tasks", tasks, "--device", "cpu", "--batch_size", "16", "--output_path", str(out),
-                   "--log_samples"]  # fmt: skip
-            _run(cmd, self.out / "logs" / f"eval-{name}.log", self.env)
-            if not list(out.rglob("*_results.json")):  # lmms-eval exits 0 on failure: the results file is the proof
-                raise M2VError(f"lmms-eval wrote no results for {name}; see {self.out / 'logs' / f'eval-{name}.log'}")
+        _run_all([(name, lambda args=args: self._evaluate(*args)) for name, *args in self._evaluated()],
+                 self.config.jobs)  # fmt: skip
+
+    def _evaluate(self, checkpoint: Path, out: Path, targets: list[str]) -> None:
+        tasks = ",".join(f"m2v_{t}" for t in targets)
+        cmd = [str(self.bin / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4",
+               "--tasks", tasks, "--device", "cpu", "--batch_size", "16", "--output_path", str(out),
+               "--log_samples"]  # fmt: skip
+        log = self.out / "logs" / f"eval-{out.name}.log"
+        _run(cmd, log, self.env)
+        if not list(out.rglob("*_results.json")):  # lmms-eval exits 0 on failure: the results file is the proof
+            raise M2VError(f"lmms-eval wrote no results for {out.name}; see {log}")
 
     def submit(self) -> None:
         from m2v_bench.leaderboard.site import build
@@ -218,6 +242,7 @@ class Demo:
             store.close()
 
 
-def run(out: Path, quick: bool = False, seed: int = 0) -> None:
+def run(out: Path, quick: bool = False, seed: int = 0, jobs: int | None = None) -> None:
     config = DemoConfig.quick() if quick else DemoConfig()
-    Demo(out, DemoConfig(**{**config.__dict__, "seed": seed})).run()
+    overrides = {"seed": seed} | ({"jobs": jobs} if jobs else {})
+    Demo(out, DemoConfig(**{**config.__dict__, **overrides})).run()
