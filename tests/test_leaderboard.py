@@ -55,7 +55,8 @@ def runs(sample_raw, tmp_path_factory):
     adapter = root / "vid_ft_lnv"
     cmd = [str(BIN / "python"), str(REPO / "recipes" / "vid_ft.py"), "--config",
            str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path", str(base), "--data_dir",
-           str(prepared), "--output_dir", str(adapter), "--save_strategy", "no"]  # fmt: skip
+           str(prepared), "--output_dir", str(adapter), "--save_strategy", "no",
+           "--num_train_epochs", "1"]  # fmt: skip
     result = subprocess.run(cmd, env=_env(prepared), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return {
