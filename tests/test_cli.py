@@ -68,8 +68,9 @@ def test_demo_reproduces_the_papers_ordering_in_miniature(tmp_path):
     """The demo's learning criteria for one family and target, through every real stage (`make demo` shows both
     families and both targets): Vid-FT and RM-FT reach macro-F1 >= 0.8 on the synthetic MHC test set, RM-FT beats
     OM-FT by at least 0.10 (the label shift of the original meme labels), and the untrained model stays <= 0.6."""
-    from m2v_bench.demo import Demo, DemoConfig
     from m2v_bench.leaderboard.store import Store
+
+    from m2v_bench.demo import Demo, DemoConfig
 
     Demo(tmp_path / "demo", DemoConfig(families=("mllama",), targets=("mhc",))).run()
     store = Store(tmp_path / "demo" / "leaderboard.sqlite")
