@@ -125,7 +125,7 @@ class Demo:
         from m2v_bench.models.families import FAMILIES
 
         for family in self.config.families:
-            FAMILIES[family].build_tiny(self.out / "models" / family, initializer_range=0.15)
+            FAMILIES[family].build_tiny(self.out / "models" / family)
 
     def reannotate(self) -> None:
         from m2v_bench import reannotate as re_

@@ -6,8 +6,7 @@ chat templates, LoRA, generation, lmms-eval) in about a second on a CPU; only th
 The text towers are 32 wide with two self-attention layers (Mllama adds its cross-attention layer between them),
 two 16-dim heads with their own keys and values, and LLaMA-3's ``rope_theta`` of 500000: with heads this small,
 slowly rotating positions let attention find a word wherever it sits in the prompt. ``initializer_range`` sets
-how sharp the random model's logits are (0.02: nearly flat, and LoRA cannot sharpen them; the demo uses 0.15,
-which still generalises, where 0.3 memorises).
+how sharp the random model's logits are (see :data:`TINY_INITIALIZER_RANGE`).
 """
 
 from __future__ import annotations
@@ -19,6 +18,9 @@ from m2v_bench.labels import DEMONSTRATION_TEMPLATE, LABEL_SPACES, PROMPT_TEMPLA
 TINY_IMAGE = 32
 """Tile / frame side of the tiny vision towers, in pixels."""
 TINY_PATCH = 8
+TINY_INITIALIZER_RANGE = 0.15
+"""Weight init std of the tiny checkpoints. At transformers' usual 0.02 a 32-wide random model's logits are nearly
+flat and LoRA cannot sharpen them; at 0.3 LoRA memorises the sample data instead of learning its rule."""
 
 LLAMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -90,7 +92,7 @@ def _fast(tokenizer, **kwargs):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
 
 
-def build_mllama(out: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
+def build_mllama(out: Path, seed: int = 0, initializer_range: float = TINY_INITIALIZER_RANGE) -> Path:
     import torch
     from transformers import (
         MllamaConfig,
@@ -134,7 +136,7 @@ def build_mllama(out: Path, seed: int = 0, initializer_range: float = 0.02) -> P
     return _save(out, model, processor)
 
 
-def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = 0.02) -> Path:
+def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = TINY_INITIALIZER_RANGE) -> Path:
     import torch
     from transformers import (
         CLIPVisionConfig,
