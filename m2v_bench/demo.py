@@ -243,6 +243,8 @@ class Demo:
 
 
 def run(out: Path, quick: bool = False, seed: int = 0, jobs: int | None = None) -> None:
+    if jobs is not None and jobs < 1:
+        raise M2VError(f"--jobs {jobs}: the demo needs at least 1 job at a time")
     config = DemoConfig.quick() if quick else DemoConfig()
-    overrides = {"seed": seed} | ({"jobs": jobs} if jobs else {})
+    overrides = {"seed": seed} | ({"jobs": jobs} if jobs is not None else {})
     Demo(out, DemoConfig(**{**config.__dict__, **overrides})).run()

@@ -83,6 +83,12 @@ def test_demo_reproduces_the_papers_ordering_in_miniature(tmp_path):
     assert f1["mllama-no_ft"] <= 0.6, f1
 
 
+def test_demo_refuses_zero_jobs(tmp_path, capsys):
+    assert main_cli(["demo", "--quick", "--jobs", "0", "--out", str(tmp_path / "demo")]) == 2
+    assert "--jobs 0: the demo needs at least 1 job at a time" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_demo_failure_stops_the_run(tmp_path, monkeypatch, capsys):
     """A failing stage ends the demo with its message and no success line."""
     from m2v_bench import demo
