@@ -7,12 +7,14 @@ fails there), and only ``deep=True`` decodes every frame.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from m2v_bench.errors import M2VError
 
@@ -164,12 +166,27 @@ def _check_tail(container, stream, path: Path, duration: float, time_base: float
         raise CorruptMedia(path, f"frames stop at {last_time:.1f}s of a declared {duration:.1f}s; truncated?")
 
 
+_STRICT_IMAGES = threading.Lock()
+
+
+@contextlib.contextmanager
+def _strict_image_loading():
+    """Let Pillow raise on truncated images while the block runs. lmms-eval sets the process-wide
+    ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when it is imported, which would make a truncated file look whole."""
+    with _STRICT_IMAGES:
+        lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
 def probe_image(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """Check that an image decodes completely; returns (width, height)."""
+    """Check that an image decodes completely, whatever Pillow's truncation setting; returns (width, height)."""
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as image:
+        with _strict_image_loading(), Image.open(path) as image:
             image.load()
             return image.size
     except UnidentifiedImageError:

@@ -76,6 +76,7 @@ def store(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_real_submissions_are_recomputed_and_ranked(runs, store, tmp_path):
     base_rows = submit(store, str(runs["base"]), runs["base_out"], runs["prepared"])
     ft_rows = submit(store, str(runs["adapter"]), runs["adapter_out"], runs["prepared"], name="lnv-vid-ft")

@@ -93,3 +93,14 @@ def test_images(tmp_path):
         probe_image(truncated_copy(good, tmp_path / "cut.png"))
     with pytest.raises(EmptyMedia):
         probe_image(zero_byte(tmp_path / "empty.png"))
+
+
+def test_truncated_image_is_corrupt_even_after_lmms_eval_is_imported(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 200, 3), dtype=np.uint8)).save(good)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # what `import lmms_eval.api.task` does
+    with pytest.raises(CorruptMedia, match="cut.png"):
+        probe_image(truncated_copy(good, tmp_path / "cut.png"))
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for lmms-eval

@@ -190,3 +190,25 @@ def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
         assert 0.0 <= results[task]["macro_f1,none"] <= 1.0
     assert "macro_f1,none" in json.loads(files[0].read_text())["groups"]["m2v"]
     assert 0.0 <= results["m2v_fhm_score"]["auroc,none"] <= 1.0
+
+
+@pytest.mark.slow
+def test_readme_built_in_wrapper_command_runs(tiny_models, sample_raw, tmp_path):
+    """README's `llama_vision` line, on the tiny Mllama: it needs device_map in model_args under transformers 5, and
+    lmms-eval writes `<output_path>/<sanitised pretrained>/<date>_results.json`."""
+    from m2v_bench.sample_data import prepare_sample_data
+
+    prepared = tmp_path / "prepared"
+    prepare_sample_data(sample_raw[0], prepared)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "M2V_DATA_DIR": str(prepared)}
+    pretrained = tiny_models["mllama"]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lmms-eval"), "--model", "llama_vision",
+         "--model_args", f"pretrained={pretrained},device_map=cpu", "--tasks", "m2v_mhc_keyframe",
+         "--device", "cpu", "--limit", "4", "--output_path", str(tmp_path / "out"), "--log_samples"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    sanitised = f"{pretrained.parent.name}__{pretrained.name}"  # the last two parts of `pretrained`
+    files = list((tmp_path / "out").glob("*/*_results.json"))
+    assert [f.parent.name for f in files] == [sanitised], result.stderr[-3000:]
+    assert 0.0 <= json.loads(files[0].read_text())["results"]["m2v_mhc_keyframe"]["macro_f1,none"] <= 1.0

@@ -87,6 +87,7 @@ def _args(tiny_model: Path, data: Path, out: Path, *extra: str) -> list[str]:
             "--output_dir", str(out), *extra]  # fmt: skip
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_a_few_steps_change_only_lora_parameters(tiny, data, tmp_path, name, monkeypatch):
     from m2v_bench.trainers.sft import build_trainer
