@@ -338,30 +338,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    layouts = "\n".join(f"  {n:7} {s.title}: {s.layout}" for n, s in DATASETS.items())
-    p = sub.add_parser(
+    prepare_parser = sub.add_parser(
         "prepare",
         help="turn a raw dataset into manifests",
-        description=f"Turn a raw dataset into manifests <out>/<dataset>/<split>.jsonl.\n\nLayouts:\n{layouts}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn a raw dataset into manifests <out>/<dataset>/<split>.jsonl. "
+        "`m2v-bench prepare DATASET --help` shows that dataset's layout, source and download steps.",
     )
-    p.add_argument("dataset", choices=list(DATASETS))
-    p.add_argument("--root", type=Path, required=True, help="the raw dataset folder (or the paper's CSV file)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the prepared manifests")
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="official",
-        help="official distribution layout (default) or the paper's CSV format",
-    )
-    p.add_argument(
-        "--table",
-        default=None,
-        help="mhc/hatemm split table: 'paper' (default: the paper's splits and transcripts), "
-        "'official' (mhc only), or a CSV in the paper's format",
-    )
-    p.add_argument("--media-root", type=Path, default=None, help="--format paper: where the videos are")
-    p.set_defaults(func=cmd_prepare)
+    datasets = prepare_parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for name, spec in DATASETS.items():
+        p = datasets.add_parser(
+            name,
+            help=f"{spec.title}: {spec.layout}",
+            description=f"Prepare {spec.title}.\n\nLayout below --root: {spec.layout}\n\n{spec.obtain}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--root", type=Path, required=True, help="the raw dataset folder (or the paper's CSV file)")
+        p.add_argument("--out", type=Path, required=True, help="folder for the prepared manifests")
+        p.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="official",
+            help="official distribution layout (default) or the paper's CSV format",
+        )
+        if spec.has_paper_table:
+            p.add_argument(
+                "--table",
+                default=None,
+                help="split table: 'paper' (default: the paper's splits, labels and text), "
+                + ("'official' (MultiHateClip's own splits; text = its transcript alone), " if name == "mhc" else "")
+                + "or a CSV in the paper's format",
+            )
+            p.add_argument("--media-root", type=Path, default=None, help="--format paper: where the videos are")
+        p.set_defaults(func=cmd_prepare, table=None, media_root=None)  # the memes take no table
 
     p = sub.add_parser(
         "validate",

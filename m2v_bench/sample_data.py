@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from m2v_bench.media import write_video
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bump whenever the generated data change (the cached default sample data are keyed by it)."""
 
 CUES = ("none", "hate", "insult", "misogyny")
@@ -326,7 +326,7 @@ def _write_mhc(out: Path, rng: np.random.Generator, samples: list[Sample], confi
     for split, filename in (("train", "train.tsv"), ("validation", "valid.tsv"), ("test", "test.tsv")):
         with open(base / "annotation" / filename, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            writer.writerow(["Video_ID", "Majority_Voting", "Label", "Target_Victimg", "Componentg", "Duration"])
+            writer.writerow(["Video_ID", "Majority_Voting", "Label", "Target_Victim", "Component", "Duration"])
             for s in (s for s in samples if s.split == split):
                 vote = "Hateful" if s.cue == "hate" else "Offensive" if s.label else "Normal"
                 target = "['Zorbian']" if vote == "Hateful" else "[]"

@@ -146,3 +146,120 @@ def test_binary_annotation_file_is_a_clear_error(sample_raw, tmp_path):
     (root / "HateMM_annotation.csv").write_bytes(b"\xff\xfe\x00binary\x00" * 50)
     with pytest.raises(PrepareError, match="HateMM_annotation.csv:.*not a readable UTF-8 table"):
         prepare("hatemm", root, table=str(sample_raw[0] / "paper" / "hatemm.csv"))
+
+
+# --- the real releases' variants -----------------------------------------------------------------------------
+
+
+def _rewrite_mhc_header(root: Path, old: str, new: str) -> None:
+    for tsv in (root / "English_data" / "annotation").glob("*.tsv"):
+        lines = tsv.read_text().splitlines(keepends=True)
+        lines[0] = lines[0].replace(old, new)
+        tsv.write_text("".join(lines))
+
+
+def test_mhc_current_and_first_upload_column_names(sample_raw, tmp_path):
+    raw, samples = sample_raw
+    table = str(raw / "paper" / "mhc.csv")
+    current = prepare("mhc", raw / "MultiHateClip", table=table)  # the sample data write the current names
+    hateful = next(r for r in current.records if r.extra["mhc_label"] == "Hateful")
+    assert hateful.extra["target_victim"] == ["Zorbian"] and hateful.extra["component"] == []
+    assert current.warnings == []
+
+    root = _copy_tree(raw, "MultiHateClip", tmp_path)
+    _rewrite_mhc_header(root, "Target_Victim\tComponent", "Target_Victimg\tComponentg")
+    first_upload = prepare("mhc", root, table=table)
+    assert [r.extra for r in first_upload.records] == [r.extra for r in current.records]
+    assert first_upload.warnings == []
+
+    _rewrite_mhc_header(root, "Target_Victimg", "Victims")
+    renamed = prepare("mhc", root, table=table)
+    assert records_of(renamed.records) == truth_of(samples["mhc"])
+    assert all("target_victim" not in r.extra for r in renamed.records)
+    warned = [w for w in renamed.warnings if "Target_Victim or Target_Victimg" in w]
+    assert len(warned) == 3 and all(".tsv" in w for w in warned)  # one per split file, naming it
+
+
+def test_yt_dlp_file_names_are_found(sample_raw, tmp_path):
+    raw, samples = sample_raw
+    root = _copy_tree(raw, "MultiHateClip", tmp_path)
+    videos = root / "English_data" / "videos"
+    for path in list(videos.glob("*.mp4")):
+        path.rename(videos / f"A video title, with [brackets] [{path.stem}].mp4")
+    result = prepare("mhc", root, table=str(raw / "paper" / "mhc.csv"))
+    assert records_of(result.records) == truth_of(samples["mhc"]) and result.warnings == []
+    assert all(Path(r.media).name.endswith(f"[{r.id}].mp4") for r in result.records)
+
+
+def test_unmatched_video_names_are_explained(sample_raw, tmp_path):
+    raw, _ = sample_raw
+    root = _copy_tree(raw, "MultiHateClip", tmp_path)
+    victim = sorted((root / "English_data" / "videos").glob("*.mp4"))[0]
+    renamed = victim.with_name(f"{victim.stem}_720p.mp4")
+    victim.rename(renamed)
+    result = prepare("mhc", root, table=str(raw / "paper" / "mhc.csv"))
+    assert [r.id for r in result.records if r.media is None] == [victim.stem]
+    (warning,) = [w for w in result.warnings if "no media file" in w]
+    assert "<id>.<ext>" in warning and "[<id>].<ext>" in warning and str(renamed) in warning
+
+
+def _fhm_phase_one(raw: Path, tmp_path: Path) -> Path:
+    root = _copy_tree(raw, "FHM", tmp_path)
+    (root / "dev_seen.jsonl").rename(root / "dev.jsonl")
+    lines = [json.loads(line) for line in (root / "test_seen.jsonl").read_text().splitlines() if line.strip()]
+    (root / "test_seen.jsonl").unlink()
+    (root / "test.jsonl").write_text("".join(json.dumps({k: v for k, v in o.items() if k != "label"}) + "\n"
+                                             for o in lines))  # fmt: skip
+    return root
+
+
+def test_fhm_phase_one_layout(sample_raw, tmp_path):
+    raw, samples = sample_raw
+    root = _fhm_phase_one(raw, tmp_path)
+    result = prepare("fhm", root)
+    expected = [s for s in truth_of(samples["fhm"]) if s[1] != "test"]
+    assert records_of(result.records) == expected and {r.split for r in result.records} == {"train", "validation"}
+    (warning,) = result.warnings
+    assert "test.jsonl has no labels" in warning and "no FHM test split" in warning
+    assert main(["prepare", "fhm", "--root", str(root), "--out", str(tmp_path / "out")]) == 0
+    assert main(["validate", str(tmp_path / "out" / "fhm"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "fhm").glob("*.jsonl")) == ["train.jsonl", "validation.jsonl"]
+
+
+def test_fhm_images_still_packed(sample_raw, tmp_path, capsys):
+    import tarfile
+
+    root = _fhm_phase_one(sample_raw[0], tmp_path)
+    with tarfile.open(root / "img.tar.gz", "w:gz") as tar:
+        tar.add(root / "img", arcname="img")
+    shutil.rmtree(root / "img")
+    assert main(["prepare", "fhm", "--root", str(root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "img.tar.gz" in err and "still packed" in err and f"tar -xf {root / 'img.tar.gz'}" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_mami_gold_labels_with_a_header_line(sample_raw, tmp_path):
+    raw, samples = sample_raw
+    root = _copy_tree(raw, "MAMI", tmp_path)
+    gold = root / "test_labels.txt"
+    gold.write_text("file_name\tmisogynous\tshaming\tstereotype\tobjectification\tviolence\n" + gold.read_text())
+    result = prepare("mami", root)
+    assert records_of(result.records) == truth_of(samples["mami"])
+    (warning,) = result.warnings
+    assert f"{gold}:1: a header line" in warning
+    assert main(["prepare", "mami", "--root", str(root), "--out", str(tmp_path / "out")]) == 0
+    assert main(["validate", str(tmp_path / "out" / "mami"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_prepare_help_shows_the_datasets_own_layout_and_source(dataset, capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare", dataset, "--help"])
+    out = capsys.readouterr().out
+    spec = DATASETS[dataset]
+    assert spec.layout in out.replace("\n", " ") or spec.layout.split(",")[0] in out
+    assert "Source:" in out and spec.title in out
+    for other in DATASETS.values():
+        if other.name != dataset:
+            assert other.obtain.splitlines()[0] not in out

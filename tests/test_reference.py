@@ -1,14 +1,19 @@
 """The paper's released data: bundled tables match it, and its splits come out of `prepare` exactly."""
 
 import csv
+import dataclasses
+import os
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from m2v_bench.cli import main
-from m2v_bench.datasets import DATASETS, bundled_paper_table, prepare
+from m2v_bench.datasets import DATASETS, bundled_paper_table, prepare, write_prepared
 from m2v_bench.datasets.common import read_paper_table
+from m2v_bench.errors import M2VError
 from m2v_bench.manifest import read_manifest
+from m2v_bench.media import write_video
 from m2v_bench.validate import validate
 
 
@@ -74,16 +79,47 @@ def test_paper_csv_gives_the_papers_splits(reference_dir, tmp_path, dataset, siz
         assert all(r.media is None and r.label_space == DATASETS[dataset].label_space_name for r in records)
 
 
-def test_validate_flags_the_mhc_train_test_leak(reference_dir, tmp_path):
-    result = prepare("mhc", reference_dir / "upstream_dataset" / "mhc.csv", fmt="paper")
-    from m2v_bench.datasets import write_prepared
+def test_mhc_known_leak_is_a_warning_and_never_trained_on(reference_dir, tmp_path, capsys):
+    """MultiHateClip's release has k9OtaMbK0Ac in train and test, and so has the paper's table: validate warns,
+    naming the id and the release, exits 0; the trainers drop it and record that."""
+    from m2v_bench.trainers.data import M2VDataArguments, training_records
 
+    media = tmp_path / "videos"
+    media.mkdir()
+    clip = write_video(tmp_path / "clip.mp4", [np.full((32, 32, 3), 90 + i, np.uint8) for i in range(8)])
+    result = prepare("mhc", reference_dir / "upstream_dataset" / "mhc.csv", fmt="paper", media_root=media)
+    for sample_id in {r.id for r in result.records}:  # one real clip under every id, so the media checks pass too
+        os.link(clip, media / f"{sample_id}.mp4")
+    result = prepare("mhc", reference_dir / "upstream_dataset" / "mhc.csv", fmt="paper", media_root=media)
+    write_prepared(result, tmp_path / "data", "mhc")
+
+    assert main(["validate", str(tmp_path / "data" / "mhc"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    leak_lines = [line for line in out.splitlines() if "known-leak" in line]
+    assert len(leak_lines) == 1 and "k9OtaMbK0Ac" in leak_lines[0] and "MultiHateClip" in leak_lines[0]
+    assert "split-leak" not in out and "0 error(s)" in out
+
+    records, sources = training_records("vid_ft", M2VDataArguments(target="mhc", data_dir=str(tmp_path / "data")))
+    test_ids = {r.id for r in read_manifest(tmp_path / "data" / "mhc" / "test.jsonl")}
+    assert len(test_ids) == 200 and not {r.id for r in records} & test_ids
+    assert len(records) == 700 and sources[0].records == 701
+    assert sources[0].dropped_test_ids == ("k9OtaMbK0Ac",)
+
+
+def test_another_train_test_leak_stays_an_error(reference_dir, tmp_path):
+    from m2v_bench.trainers.data import M2VDataArguments, training_records
+
+    result = prepare("mhc", reference_dir / "upstream_dataset" / "mhc.csv", fmt="paper")
+    train_id = next(r.id for r in result.records if r.split == "train" and r.id != "k9OtaMbK0Ac")
+    moved = next(r for r in result.records if r.split == "test")
+    result.records.append(dataclasses.replace(moved, id=train_id))
     write_prepared(result, tmp_path, "mhc")
     report = validate(tmp_path / "mhc", check_media=False, progress=False)
-    leaks = [i for i in report.errors if i.kind == "split-leak"]
-    assert [i.id for i in leaks] == ["k9OtaMbK0Ac"]
-    assert "train" in leaks[0].message and "test" in leaks[0].message
-    assert not [i for i in report.issues if i.kind == "empty-text"]
+    assert sorted((i.id, i.kind, i.severity) for i in report.issues if "leak" in i.kind) == sorted(
+        [("k9OtaMbK0Ac", "known-leak", "warning"), (train_id, "split-leak", "error")]
+    )
+    with pytest.raises(M2VError, match=rf"also in .*test.jsonl.*{train_id}.*m2v-bench validate"):
+        training_records("vid_ft", M2VDataArguments(target="mhc", data_dir=str(tmp_path)))
 
 
 def test_hatemm_empty_transcripts_are_warnings(reference_dir):

@@ -54,18 +54,41 @@ class Source:
 
     path: str
     records: int
+    """Records of the manifest's train split, before anything was dropped."""
     sha256: str
     role: str
+    dropped_test_ids: tuple[str, ...] = ()
+    """Known upstream leaks (the dataset registry's ``known_leaks``) left out because the test split has them."""
 
 
-def _load(path: Path, role: str, sources: list[Source]) -> list[Record]:
+def _load(path: Path, role: str, sources: list[Source], target: str | None = None) -> list[Record]:
+    """The train split of a manifest. For the target's own videos (``target``), an id that is also in the test
+    split is a known upstream leak, dropped and recorded, or an error."""
     if not path.is_file():
         raise M2VError(f"{path}: missing training manifest ({role}); prepare it (m2v-bench prepare / reannotate)")
     records = [r for r in read_manifest(path) if r.split == "train"]
     if not records:
         raise M2VError(f"{path}: no train-split record")
-    sources.append(Source(str(path), len(records), split_hash(records), role))
+    dropped: tuple[str, ...] = ()
+    if target is not None:
+        records, dropped = _without_test_ids(records, path, target)
+    sources.append(Source(str(path), len(records) + len(dropped), split_hash(records), role, dropped))
     return with_absolute_media(records, path.parent)
+
+
+def _without_test_ids(records: list[Record], path: Path, target: str) -> tuple[list[Record], tuple[str, ...]]:
+    spec = get_dataset(target)
+    test = path.parent / "test.jsonl"
+    test_ids = {r.id for r in read_manifest(test)} if test.is_file() else set()
+    # a known leak is dropped even when the test manifest is not beside the training one
+    overlap = {r.id for r in records if r.id in test_ids or spec.known_leak(r.id)}
+    unknown = sorted(i for i in overlap if spec.known_leak(i) is None)
+    if unknown:
+        raise M2VError(
+            f"{path}: {len(unknown)} training id(s) are also in {test} (e.g. {unknown[:3]}): a train/test leak; "
+            f"`m2v-bench validate {path.parent}` lists them, fix the split"
+        )
+    return [r for r in records if r.id not in overlap], tuple(sorted(overlap))
 
 
 def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:
@@ -77,7 +100,7 @@ def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> t
     sources: list[Source] = []
     records: list[Record] = []
     if strategy in ("vid_ft", "vid_rm_ft"):
-        videos = _load(data_dir / args.target / "train.jsonl", "video", sources)
+        videos = _load(data_dir / args.target / "train.jsonl", "video", sources, target=args.target)
         if not 0 < args.video_fraction <= 1:
             raise M2VError(f"video_fraction must be in (0, 1], got {args.video_fraction}")
         if args.video_fraction < 1:

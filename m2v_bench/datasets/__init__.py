@@ -8,6 +8,7 @@ from pathlib import Path
 from m2v_bench.datasets import fhm, hatemm, mami, mhc, paper
 from m2v_bench.datasets.common import (
     DatasetSpec,
+    KnownLeak,
     PrepareResult,
     TableRow,
     bundled_paper_table,
@@ -28,6 +29,23 @@ DATASETS: dict[str, DatasetSpec] = {
             prepare_official=mhc.prepare,
             layout="English_data/annotation/{train,valid,test}.tsv, English_data/text.json, videos <id>.mp4",
             has_paper_table=True,
+            obtain=(
+                "Source: MultiHateClip (Wang et al., ACM MM 2024), github.com/Social-AI-Studio/MultiHateClip.\n"
+                "1. Clone the repository; --root is its folder (English_data/annotation/*.tsv and text.json).\n"
+                "2. Download the English videos from YouTube by id, e.g. with yt-dlp:\n"
+                "     yt-dlp -f mp4 -o 'videos/%(title)s [%(id)s].%(ext)s' -a ids.txt\n"
+                "   Files named <id>.mp4, <id>/<any>.mp4 or 'Title [<id>].mp4' (yt-dlp's default) are all found.\n"
+                "Text: the default --table paper takes the paper's text column (what the paper prompted with);\n"
+                "--table official takes MultiHateClip's transcript alone (text.json), so prompts differ."
+            ),
+            known_leaks=(
+                KnownLeak(
+                    id="k9OtaMbK0Ac",
+                    release="MultiHateClip English_data/annotation: both train.tsv and test.tsv",
+                    why_kept="the paper's table keeps it in both, and its MHC test set of 200 (67 offensive) "
+                    "includes it; training drops it",
+                ),
+            ),
         ),
         DatasetSpec(
             name="hatemm",
@@ -38,6 +56,13 @@ DATASETS: dict[str, DatasetSpec] = {
             prepare_official=hatemm.prepare,
             layout="HateMM_annotation.csv, hate_videos/*.mp4, non_hate_videos/*.mp4",
             has_paper_table=True,
+            obtain=(
+                "Source: HateMM (Das et al., ICWSM 2023); the Dataset folder of github.com/hate-alert/HateMM\n"
+                "   says where to download it.\n"
+                "1. Download HateMM_annotation.csv and the video archives.\n"
+                "2. Unpack them under one folder (hate_videos/, non_hate_videos/); --root is that folder.\n"
+                "HateMM has no official split: the default --table paper takes the paper's split."
+            ),
         ),
         DatasetSpec(
             name="fhm",
@@ -46,7 +71,14 @@ DATASETS: dict[str, DatasetSpec] = {
             modality="image",
             label_space_name="hateful",
             prepare_official=fhm.prepare,
-            layout="train.jsonl, dev_seen.jsonl, test_seen.jsonl, img/",
+            layout="train.jsonl, dev_seen.jsonl (or dev.jsonl), test_seen.jsonl (or a labelled test.jsonl), img/",
+            obtain=(
+                "Source: Facebook Hateful Memes (Kiela et al., NeurIPS 2020), from the DrivenData challenge page\n"
+                "or its Hugging Face / Kaggle copies (license agreement required).\n"
+                "1. Download and unpack the release so that img/ holds the images (tar -xzf img.tar.gz).\n"
+                "2. --root is the folder with train.jsonl. Phase-2 files dev_seen/test_seen are used; the\n"
+                "   phase-1 layout (dev.jsonl, unlabelled test.jsonl) gives train + validation and no test split."
+            ),
         ),
         DatasetSpec(
             name="mami",
@@ -56,6 +88,13 @@ DATASETS: dict[str, DatasetSpec] = {
             label_space_name="misogynous",
             prepare_official=mami.prepare,
             layout="training.csv + images, Test.csv + images, test_labels.txt",
+            obtain=(
+                "Source: MAMI, SemEval-2022 Task 5 (Fersini et al.), from the organisers' repository\n"
+                "(github.com/MIND-Lab/SemEval2022-Task-5-Multimedia-Automatic-Misogyny-Identification-MAMI-);\n"
+                "the archives may be password-protected: the organisers give the password on request.\n"
+                "1. Unpack TRAINING.zip and test.zip, and put the gold file test_labels.txt beside them.\n"
+                "2. --root is the folder above both (files are found anywhere below it)."
+            ),
         ),
     )
 }
@@ -110,4 +149,13 @@ def prepare(
     return spec.prepare_official(spec, root, rows, table_name)
 
 
-__all__ = ["DATASETS", "FORMATS", "DatasetSpec", "PrepareResult", "get_dataset", "prepare", "write_prepared"]
+__all__ = [
+    "DATASETS",
+    "FORMATS",
+    "DatasetSpec",
+    "KnownLeak",
+    "PrepareResult",
+    "get_dataset",
+    "prepare",
+    "write_prepared",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,17 @@ class PrepareResult:
 
 
 @dataclass(frozen=True)
+class KnownLeak:
+    """An id that the upstream release itself puts into two splits, kept there on purpose (the paper's test set
+    includes it). ``m2v-bench validate`` reports it as a warning, and the trainers drop it from training data."""
+
+    id: str
+    release: str
+    """Where the upstream release has it, e.g. "MultiHateClip English_data/annotation: train.tsv and test.tsv"."""
+    why_kept: str
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """One entry of the dataset registry (``m2v_bench.datasets.DATASETS``)."""
 
@@ -45,6 +57,12 @@ class DatasetSpec:
     """One-line description of the official distribution layout (shown by ``prepare --help``)."""
     has_paper_table: bool = False
     """The paper's split/label/transcript table ships with m2v-bench (MHC, HateMM)."""
+    obtain: str = ""
+    """Where the official release comes from and how to download and unpack it (``prepare <dataset> --help``)."""
+    known_leaks: tuple[KnownLeak, ...] = ()
+
+    def known_leak(self, sample_id: str) -> KnownLeak | None:
+        return next((leak for leak in self.known_leaks if leak.id == sample_id), None)
 
     @property
     def label_space(self) -> LabelSpace:
@@ -158,26 +176,40 @@ def bundled_paper_table(dataset: str) -> list[TableRow]:
 
 
 class MediaIndex:
-    """Finds a sample's media file by id below a root folder: ``<id>.<ext>`` anywhere below the root, or a
-    file inside a folder named ``<id>`` (e.g. ``<id>/video.mp4``)."""
+    """Finds a sample's media file by id below a root folder. Accepted names (``NAMING``): ``<id>.<ext>``
+    anywhere below the root, any file inside a folder named ``<id>`` (e.g. ``<id>/video.mp4``), and yt-dlp's
+    default ``<title> [<id>].<ext>``."""
+
+    NAMING = "<id>.<ext>, <id>/<any name>.<ext> or yt-dlp's '<title> [<id>].<ext>'"
+    _BRACKETED_ID = re.compile(r"\[([^\[\]]+)\]$")
 
     def __init__(self, root: Path, extensions: tuple[str, ...]):
         self.root = root
         self._by_id: dict[str, Path] = {}
         self.ambiguous: dict[str, list[Path]] = {}
-        for dirpath, _dirnames, filenames in os.walk(root):
+        self.files: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
             for filename in sorted(filenames):
                 if not filename.lower().endswith(extensions):
                     continue
                 path = Path(dirpath, filename)
-                keys = {path.stem}
-                if path.parent != root:
-                    keys.add(path.parent.name)
-                for key in keys:
+                self.files.append(path)
+                for key in self.keys(path):
                     if key in self._by_id and self._by_id[key] != path:
                         self.ambiguous.setdefault(key, [self._by_id[key]]).append(path)
                     else:
                         self._by_id.setdefault(key, path)
+
+    def keys(self, path: Path) -> set[str]:
+        """The ids a file may stand for."""
+        keys = {path.stem}
+        if path.parent != self.root:
+            keys.add(path.parent.name)
+        bracketed = self._BRACKETED_ID.search(path.stem)
+        if bracketed:
+            keys.add(bracketed.group(1))
+        return keys
 
     @classmethod
     def for_modality(cls, root: Path, modality: Modality) -> MediaIndex:
@@ -188,6 +220,10 @@ class MediaIndex:
 
     def ids(self) -> set[str]:
         return set(self._by_id)
+
+    def unmatched_example(self, wanted: set[str]) -> Path | None:
+        """A media file that was seen below the root but stands for none of the wanted ids."""
+        return next((path for path in self.files if not self.keys(path) & wanted), None)
 
 
 def media_or_none(path: Path) -> Path | None:
@@ -320,5 +356,9 @@ def assemble(
             f"{len(disagree)} sample(s) have a different label in the split table than in the official annotations "
             f"(e.g. {', '.join(disagree[:5])}); the table's label is used, the official one is in extra"
         )
-    count_missing_media(result.records, result, f"Put the videos under {media.root}.")
+    hint = f"Media are looked up below {media.root} as {MediaIndex.NAMING}."
+    if any(r.media is None for r in result.records):
+        seen = media.unmatched_example({row.id for row in rows})
+        hint += f" Seen but matching no id, e.g.: {seen}." if seen else " No media file was found there at all."
+    count_missing_media(result.records, result, hint)
     return result

@@ -36,14 +36,23 @@ def _record(spec: DatasetSpec, split: str, file_name: str, text: str, label: int
     return spec.record(Path(file_name).stem, split, text, label, media_or_none(folder / file_name), extra=extra)
 
 
-def _gold(path: Path) -> dict[str, tuple[int, dict[str, int]]]:
+def _is_header(cells: list[str]) -> bool:
+    """A first line such as ``file_name<TAB>misogynous<TAB>shaming...``: its label cells are column names."""
+    return len(cells) >= 2 and cells[1].strip().lower() in ("misogynous", *SUBTYPES)
+
+
+def _gold(path: Path, warnings: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
     gold = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            cells = line.rstrip("\n").split("\t")
+            cells = line.rstrip("\r\n").split("\t")
             where = f"{path}:{lineno}"
+            if not gold and _is_header(cells):
+                # the official file has no header; some copies add one
+                warnings.append(f"{where}: a header line ({', '.join(c.strip() for c in cells)}), skipped")
+                continue
             if len(cells) < 2:
                 raise PrepareError(f"{where}: expected tab-separated file_name and misogynous label")
             subtypes = {name: parse_binary_label(v, where) for name, v in zip(SUBTYPES, cells[2:], strict=False)}
@@ -71,7 +80,7 @@ def prepare(spec: DatasetSpec, root: Path, table: list[TableRow] | None, table_n
         labels_file = _find(root, "test_labels.txt")
         if labels_file is None:
             raise PrepareError(f"{test}: the test gold labels test_labels.txt are not below --root; add them")
-        gold = _gold(labels_file)
+        gold = _gold(labels_file, result.warnings)
         for where, row in read_csv_rows(test, delimiter="\t", required=("file_name", TEXT_COLUMN)):
             sample_id = Path(row["file_name"]).stem
             if sample_id not in gold:

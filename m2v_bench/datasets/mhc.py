@@ -1,7 +1,9 @@
 """MultiHateClip (English): ``English_data/annotation/{train,valid,test}.tsv`` (Video_ID, Majority_Voting in
-{Hateful, Offensive, Normal}, Label, Target_Victimg, Componentg, Duration), ``English_data/text.json``
+{Hateful, Offensive, Normal}, Label, Target_Victim, Component, Duration; the first upload named the two
+optional columns Target_Victimg and Componentg, and both names are read), ``English_data/text.json``
 (title, description, transcript per video id) and the videos, found by id anywhere below the root
-(``<id>.mp4`` or ``<id>/video.mp4``). Positive ("offensive") = Hateful or Offensive."""
+(``<id>.mp4``, ``<id>/video.mp4`` or yt-dlp's ``Title [<id>].mp4``). Positive ("offensive") = Hateful or
+Offensive."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from m2v_bench.errors import PrepareError
 
 THREE_WAY = {"Hateful": 1, "Offensive": 1, "Normal": 0}
 _SPLIT_FILES = ("train.tsv", "valid.tsv", "test.tsv")
+# Optional metadata: extra key -> the column names it has had in MultiHateClip's releases (current first).
+OPTIONAL_COLUMNS = {"target_victim": ("Target_Victim", "Target_Victimg"), "component": ("Component", "Componentg")}
 
 
 def _annotation_dir(root: Path) -> Path:
@@ -42,14 +46,30 @@ def _literal(value: str):
         return value
 
 
-def read_annotations(root: Path) -> list[Annotation]:
+def _optional_columns(path: Path, header: list[str], warnings: list[str]) -> dict[str, str]:
+    """{extra key: the column this file has for it}; a recognised column that is absent is a warning."""
+    found = {}
+    for key, names in OPTIONAL_COLUMNS.items():
+        column = next((name for name in names if name in header), None)
+        if column is None:
+            warnings.append(f"{path}: no {' or '.join(names)} column; extra.{key} is left empty")
+        else:
+            found[key] = column
+    return found
+
+
+def read_annotations(root: Path, warnings: list[str] | None = None) -> list[Annotation]:
+    warnings = [] if warnings is None else warnings
     ann_dir = _annotation_dir(root)
     text_json = ann_dir.parent / "text.json"
     texts = json.loads(text_json.read_text(encoding="utf-8")) if text_json.is_file() else None
     annotations = []
     for name in _SPLIT_FILES:
         split = normalise_split(name.removesuffix(".tsv"), str(ann_dir / name))
-        for where, row in read_csv_rows(ann_dir / name, delimiter="\t", required=("Video_ID", "Majority_Voting")):
+        rows = read_csv_rows(ann_dir / name, delimiter="\t", required=("Video_ID", "Majority_Voting"))
+        header = [column for column in rows[0][1] if column] if rows else []
+        columns = _optional_columns(ann_dir / name, header, warnings)
+        for where, row in rows:
             vote = row["Majority_Voting"].strip()
             if vote not in THREE_WAY:
                 raise PrepareError(f"{where}: Majority_Voting must be one of {sorted(THREE_WAY)}, got {vote!r}")
@@ -64,17 +84,17 @@ def read_annotations(root: Path) -> list[Annotation]:
                     where=where,
                     split=split,
                     text=text,
-                    extra={
-                        "mhc_label": vote,
-                        "target_victim": _literal(row.get("Target_Victimg", "")),
-                    },
+                    extra={"mhc_label": vote, **{key: _literal(row[col] or "") for key, col in columns.items()}},
                 )
             )
     return annotations
 
 
 def prepare(spec: DatasetSpec, root: Path, table: list[TableRow] | None, table_name: str) -> PrepareResult:
-    annotations = read_annotations(root)
+    warnings: list[str] = []
+    annotations = read_annotations(root, warnings)
     if table is None and any(a.text is None for a in annotations):
         raise PrepareError(f"{root}: --table official needs English_data/text.json (the transcripts)")
-    return assemble(spec, annotations, MediaIndex.for_modality(root, "video"), table, table_name)
+    result = assemble(spec, annotations, MediaIndex.for_modality(root, "video"), table, table_name)
+    result.warnings[:0] = warnings
+    return result
