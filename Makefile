@@ -69,10 +69,11 @@ $(VENV)/.editable: $(VENV)/.lock-$(LOCK_HASH) pyproject.toml
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation --editable .
 	touch $@
 
-# Refresh the lock from pyproject.toml's ranges (README "Dependencies": refresh, canary, commit).
+# Re-resolve the lock after a change of pyproject.toml's ranges, keeping every pin that still fits;
+# `make lock UPGRADE=1` takes the newest versions allowed (README "Dependencies": refresh, canary, commit).
 lock: | $(UV_BIN)
 	$(UV) pip compile --quiet pyproject.toml --extra dev -c requirements/constraints.txt --generate-hashes \
-		$(LOCK_TARGET) --upgrade --custom-compile-command "make lock" -o $(LOCK)
+		$(LOCK_TARGET) $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
 
 # The newest releases the ranges allow (canary) or the lowest ones they name (lowest), in a throwaway venv,
 # through the smoke subset (an lmms-eval run, a training step, a leaderboard submit); prints what differs
@@ -84,7 +85,7 @@ canary lowest: | $(UV_BIN)
 	$(PYTHON) .ci/check_lock.py $(LOCK) --diff $(SCRATCH)/$@/requirements.txt
 	$(UV) venv --quiet --python $(PYTHON) $(SCRATCH)/$@/venv
 	$(UV) pip sync --quiet --python $(SCRATCH)/$@/venv/bin/python $(SCRATCH)/$@/requirements.txt
-	$(UV) pip install --quiet --python $(SCRATCH)/$@/venv/bin/python --no-deps --no-build-isolation .
+	$(UV) pip install --quiet --python $(SCRATCH)/$@/venv/bin/python --no-deps --no-build-isolation . && rm -rf build
 	cd $(SCRATCH)/$@ && venv/bin/python -m pytest -p no:cacheprovider -m smoke $(CURDIR)/tests
 
 bench: install

@@ -23,9 +23,9 @@ from m2v_bench.errors import M2VError
 from m2v_bench.manifest import read_manifest, split_hash
 from m2v_bench.metrics import auroc, classification_metrics
 from m2v_bench.models.loading import PROVENANCE_FILE
+from m2v_bench.registry import parse_task
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-TASK = re.compile(r"m2v_(mhc|hatemm|fhm|mami)(_keyframe|_fewshot|_keyframe_fewshot|_score)?")
 CI_RESAMPLES = 1000
 
 
@@ -90,7 +90,7 @@ def find_logs(results_dir: Path) -> dict[str, Path]:
     logs: dict[str, Path] = {}
     for path in sorted(results_dir.rglob("*_samples_*.jsonl")):
         task = path.stem.split("_samples_", 1)[1]
-        if not TASK.fullmatch(task):
+        if parse_task(task) is None:
             raise SubmissionError(f"{path}: unknown task {task!r}; the leaderboard takes the m2v tasks")
         logs[task] = path
     if not logs:
@@ -102,7 +102,7 @@ def find_logs(results_dir: Path) -> dict[str, Path]:
 
 def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[str, str]:
     """Check a task's samples against the current test manifest; returns (dataset, test hash)."""
-    dataset = TASK.fullmatch(task).group(1)
+    dataset, _variant = parse_task(task)
     manifest = data_dir / dataset / "test.jsonl"
     if not manifest.is_file():
         raise SubmissionError(f"{manifest}: no test manifest to verify {task} against")

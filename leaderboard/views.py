@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 
 from m2v_bench.leaderboard.published import published_rows
 from m2v_bench.leaderboard.store import Store
-from m2v_bench.trainers.data import STRATEGY_NAMES
 
 from m2v_bench.datasets import DATASETS
 from m2v_bench.models.families import FAMILIES
+from m2v_bench.registry import STRATEGIES, video_targets
 
-TARGETS = ("mhc", "hatemm")
 COLUMNS = (("accuracy", "Acc"), ("macro_f1", "M-F1"), ("f1", "F1"), ("recall", "R"), ("precision", "P"))
 
 
@@ -28,17 +27,16 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
+def _strategy_name(strategy: str) -> str:
+    return STRATEGIES[strategy].display if strategy in STRATEGIES else strategy
+
+
 def _finetune_data(strategy: str, target: str | None, meme: str | None) -> str:
-    short = {name: spec.short for name, spec in DATASETS.items()}
-    if strategy == "no_ft":
-        return "-"
-    if strategy == "vid_ft":
-        return short.get(target, str(target))
-    if strategy == "om_ft":
-        return short.get(meme, str(meme))
-    if strategy == "rm_ft":
-        return f"{short.get(meme, meme)} (re-annotated)"
-    return f"{short.get(target, target)} + {short.get(meme, meme)} (re-annotated)"
+    return STRATEGIES[strategy].finetune_data(target, meme) if strategy in STRATEGIES else "?"
+
+
+def _table_strategies(table: str) -> set[str]:
+    return {name for name, strategy in STRATEGIES.items() if table in strategy.tables}
 
 
 def _mark_best(table: Table, first_metric_column: int) -> None:
@@ -56,7 +54,7 @@ def _submitted(store: Store, strategies: set[str]) -> list[list]:
         if sub.strategy not in strategies:
             continue
         cells = []
-        for target in TARGETS:
+        for target in video_targets():
             result = results.get((sub.name, f"m2v_{target}"))
             cells += [result[key] if result else None for key, _ in COLUMNS]
         if all(c is None for c in cells):
@@ -65,7 +63,7 @@ def _submitted(store: Store, strategies: set[str]) -> list[list]:
         rows.append(
             [
                 family,
-                STRATEGY_NAMES.get(sub.strategy, sub.strategy),
+                _strategy_name(sub.strategy),
                 _finetune_data(sub.strategy, sub.target, sub.meme_source),
                 f"submitted: {sub.name}",
                 *cells,
@@ -75,7 +73,7 @@ def _submitted(store: Store, strategies: set[str]) -> list[list]:
 
 
 def _metric_headers() -> list[str]:
-    return [f"{DATASETS[t].short} {label}" for t in TARGETS for _, label in COLUMNS]
+    return [f"{DATASETS[t].short} {label}" for t in video_targets() for _, label in COLUMNS]
 
 
 def _published(table_name: str) -> list[list]:
@@ -84,8 +82,11 @@ def _published(table_name: str) -> list[list]:
         if row.table != table_name:
             continue
         key = (row.model, row.strategy, row.finetune_data if table_name != "table4_augmentation" else row.strategy)
-        cells = by_key.setdefault(key, [row.model, row.strategy, row.finetune_data, "published", *[None] * 10])
-        offset = 4 + 5 * ["MHC", "HateMM"].index(row.target)
+        targets = [DATASETS[t].short for t in video_targets()]
+        cells = by_key.setdefault(
+            key, [row.model, row.strategy, row.finetune_data, "published", *[None] * len(COLUMNS) * len(targets)]
+        )
+        offset = 4 + len(COLUMNS) * targets.index(row.target)
         for i, (key_name, _) in enumerate(COLUMNS):
             cells[offset + i] = row.metrics[key_name]
         if not row.consistent:
@@ -97,7 +98,7 @@ def substitution(store: Store) -> Table:
     table = Table(
         "Substitution (the paper's Table 3): video, original-meme or re-annotated-meme training data",
         ["Model", "Strategy", "Fine-tune data", "Source", *_metric_headers()],
-        _published("table3_substitution") + _submitted(store, {"no_ft", "vid_ft", "om_ft", "rm_ft"}),
+        _published("table3_substitution") + _submitted(store, _table_strategies("substitution")),
     )
     _mark_best(table, 4)
     return table
@@ -107,7 +108,7 @@ def augmentation(store: Store) -> Table:
     table = Table(
         "Augmentation (the paper's Table 4): video data plus re-annotated memes",
         ["Model", "Strategy", "Fine-tune data", "Source", *_metric_headers()],
-        _published("table4_augmentation") + _submitted(store, {"vid_ft", "rm_ft", "vid_rm_ft"}),
+        _published("table4_augmentation") + _submitted(store, _table_strategies("augmentation")),
     )
     _mark_best(table, 4)
     return table
@@ -144,7 +145,7 @@ def ranking(store: Store) -> list[Table]:
                 p = None
             auroc = r["auroc"] if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
             rows.append([r["name"], FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family,
-                         STRATEGY_NAMES.get(sub.strategy, sub.strategy), r["n"], r["macro_f1"],
+                         _strategy_name(sub.strategy), r["n"], r["macro_f1"],
                          f"[{r['macro_f1_low']:.3f}, {r['macro_f1_high']:.3f}]", r["accuracy"], r["f1"],
                          r["invalid_rate"], auroc, p])  # fmt: skip
         table = Table(f"Ranking on {task}", ["Submission", "Model", "Strategy", "n", "M-F1", "M-F1 95% CI", "Acc",

@@ -16,18 +16,17 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2v_bench.errors import M2VError
-
-STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
+from m2v_bench.registry import TRAINED_STRATEGIES, video_targets
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     families: tuple[str, ...] = ("llava_next_video", "mllama")
-    targets: tuple[str, ...] = ("mhc", "hatemm")
+    targets: tuple[str, ...] = field(default_factory=video_targets)
     meme_source: str = "fhm"
     epochs: int = 20
     shots: int = 2
@@ -176,7 +175,7 @@ class Demo:
         jobs = []
         for family in self.config.families:
             for target in self.config.targets:
-                for strategy in STRATEGIES:
+                for strategy in TRAINED_STRATEGIES:
                     out = self._checkpoint(family, strategy, target)
                     cmd = [str(self.bin / "python"), str(recipes / f"{strategy}.py"),
                            "--config", str(recipes / "tiny" / f"{family}.yaml"),
@@ -195,7 +194,7 @@ class Demo:
             runs.append((f"{family}-no_ft", self.out / "models" / family, self.out / "eval" / f"{family}-no_ft",
                          list(self.config.targets)))  # fmt: skip
             for target in self.config.targets:
-                for strategy in STRATEGIES:
+                for strategy in TRAINED_STRATEGIES:
                     checkpoint = self._checkpoint(family, strategy, target)
                     runs.append((checkpoint.name, checkpoint, self.out / "eval" / checkpoint.name, [target]))
         return runs

@@ -16,6 +16,9 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 INVALID = -1
 METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")
+"""What a generating task reports (``tasks/_default_template_yaml`` lists the same, checked by a test)."""
+SCORE_METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")
+"""What a ``*_score`` task reports: its predictions are never invalid, and the label scores give AUROC."""
 
 
 def _check(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -28,18 +28,16 @@ from m2v_bench.errors import M2VError
 from m2v_bench.labels import Answer, LabelSpace, few_shot_prompt
 from m2v_bench.manifest import Record
 
-PAPER_CSV_COLUMNS = (
+REANNOTATED_CSV_COLUMNS = (
     "id", "image", "text", "type", "original_dataset_label", "model_prediction", "human_annotation", "majority_voting",
 )  # fmt: skip
-TARGETS = ("mhc", "hatemm")
+"""The columns of the paper's released re-annotation (``<meme>_aligned_with_<target>.csv``)."""
 
 
 def target_space(target: str) -> LabelSpace:
-    from m2v_bench.datasets import get_dataset
+    from m2v_bench.registry import check_target
 
-    if target not in TARGETS:
-        raise M2VError(f"--target must be one of {TARGETS} (a video dataset), got {target!r}")
-    return get_dataset(target).label_space
+    return check_target(target).label_space
 
 
 def aligned_name(source: str, target: str) -> str:
@@ -351,7 +349,7 @@ def vote(
 def write_paper_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=PAPER_CSV_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=REANNOTATED_CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -361,7 +359,7 @@ def read_paper_csv(path: Path) -> list[dict]:
     from m2v_bench.datasets.common import read_csv_rows
 
     rows = []
-    for where, row in read_csv_rows(path, required=PAPER_CSV_COLUMNS):
+    for where, row in read_csv_rows(path, required=REANNOTATED_CSV_COLUMNS):
         typed = dict(row)
         for column in ("original_dataset_label", "model_prediction", "majority_voting"):
             value = row[column].strip()

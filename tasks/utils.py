@@ -12,7 +12,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.labels import few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
-from m2v_bench.metrics import auroc, classification_metrics
+from m2v_bench.metrics import METRICS, SCORE_METRICS, auroc, classification_metrics
 
 VIEWS = ("video", "keyframe", "image")
 _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
@@ -92,7 +92,7 @@ def process_results(doc, results):
     prediction = get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
             "test_sha256": doc["test_sha256"]}  # fmt: skip
-    return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")}
+    return dict.fromkeys(METRICS, item)
 
 
 def doc_to_choice(doc):
@@ -107,7 +107,7 @@ def process_results_score(doc, results):
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative,
             "test_sha256": doc["test_sha256"]}  # fmt: skip
-    return {metric: item for metric in ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")}
+    return dict.fromkeys(SCORE_METRICS, item)
 
 
 def aggregate_auroc(items):

@@ -169,7 +169,7 @@ def test_real_recipes_parse_with_the_papers_hyper_parameters(family, strategy):
     data_args, training_args, model_args = parser.parse_args_and_config(
         args=["--config", str(REPO / "recipes" / family / f"{strategy}.yaml"), "--use_cpu", "true"]
     )
-    assert model_args.model_name_or_path == FAMILIES[family].hub_id
+    assert model_args.model_name_or_path == FAMILIES[family].hub_id and data_args.strategy == strategy
     assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 16, 0.05)
     assert model_args.load_in_4bit and model_args.bnb_4bit_quant_type == "nf4"
     assert training_args.num_train_epochs == 5 and training_args.learning_rate == 2e-4
@@ -188,7 +188,8 @@ def test_deepspeed_zero_on_two_cpu_ranks(tiny, data, tmp_path, stage, name):
     """2 processes, gloo, DeepSpeed ZeRO-2/3; ZeRO-3 with parameter persistence 0 so even tiny layers are sharded."""
     from m2v_bench.models.loading import load
 
-    config = json.loads((REPO / "recipes" / "accelerate_configs" / f"ds_zero{stage}.json").read_text())
+    config = {"zero_optimization": {"stage": stage}, "train_micro_batch_size_per_gpu": "auto",
+              "gradient_accumulation_steps": "auto", "gradient_clipping": "auto"}  # fmt: skip
     if stage == 3:
         config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
     (tmp_path / "ds.json").write_text(json.dumps(config))
@@ -212,3 +213,42 @@ def test_bad_training_data_is_one_line(tiny, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("vid_ft: error: ")
     assert "missing training manifest" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_recipe_of_another_strategy_is_refused_in_one_line(tiny, data, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [str(BIN / "python"), str(REPO / "recipes" / "rm_ft.py"),
+           "--config", str(REPO / "recipes" / "mllama" / "vid_ft.yaml"), "--use_cpu", "true"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("rm_ft: error: ")]
+    assert "strategy: vid_ft" in line and "recipes/vid_ft.py" in line
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_output_dir_defaults_to_family_strategy_target_and_memes(tiny, data, tmp_path, monkeypatch):
+    from m2v_bench.trainers import sft
+
+    seen = []
+    monkeypatch.setattr(sft, "main", lambda strategy, d, t, m: seen.append(t.output_dir) or Path(t.output_dir))
+    monkeypatch.chdir(tmp_path)
+    base = [*_args(tiny["mllama"], data, tmp_path / "unused")]
+    base = base[: base.index("--output_dir")]  # the tiny YAMLs name no output_dir
+    sft.run("rm_ft", [*base, "--target", "hatemm", "--meme_source", "mami"])
+    sft.run("vid_ft", [*base, "--target", "hatemm"])
+    sft.run("vid_ft", [*base, "--output_dir", "mine"])
+    assert seen == ["checkpoints/mllama/rm_ft-hatemm-mami", "checkpoints/mllama/vid_ft-hatemm", "mine"]
+
+
+@pytest.mark.parametrize("name", ["ddp", "zero2", "zero3"])
+def test_accelerate_configs_name_no_relative_path(name, tmp_path, monkeypatch):
+    """They work from any working directory: accelerate reads them whole, and they point at no other file."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    monkeypatch.chdir(tmp_path)
+    path = REPO / "recipes" / "accelerate_configs" / f"{name}.yaml"
+    config = load_config_from_file(str(path))
+    assert config.num_processes == 8 and config.mixed_precision == "bf16"
+    if name != "ddp":
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])
+        assert "deepspeed_config_file" not in config.deepspeed_config

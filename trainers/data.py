@@ -1,6 +1,7 @@
 """Training data: which manifests a strategy mixes, and how a record becomes one supervised example.
 
-A strategy differs from another only in its data mixture (the paper's Section 4):
+A strategy differs from another only in its data mixture (the paper's Section 4), as the registry
+(:data:`m2v_bench.registry.STRATEGIES`) states it:
 
 =========== =========================================================================================
 strategy    training data
@@ -25,16 +26,19 @@ from pathlib import Path
 from m2v_bench.datasets import get_dataset
 from m2v_bench.errors import M2VError
 from m2v_bench.manifest import Record, read_manifest, split_hash, with_absolute_media
-
-STRATEGIES = ("vid_ft", "om_ft", "rm_ft", "vid_rm_ft")
-STRATEGY_NAMES = {"no_ft": "No-FT", "vid_ft": "Vid-FT", "om_ft": "OM-FT", "rm_ft": "RM-FT", "vid_rm_ft": "Vid+RM-FT"}
-"""As the paper's tables name the strategies (No-FT = the base model, nothing trained)."""
+from m2v_bench.registry import check_meme_source, check_target, get_strategy
 
 
 @dataclass
 class M2VDataArguments:
     """What to train on (parsed by TRL's parser next to SFTConfig and ModelConfig)."""
 
+    strategy: str | None = field(
+        default=None,
+        metadata={
+            "help": "the recipe's strategy (vid_ft, om_ft, rm_ft, vid_rm_ft); a strategy script refuses another"
+        },
+    )
     target: str = field(default="mhc", metadata={"help": "target video dataset: mhc or hatemm"})
     meme_source: str = field(default="fhm", metadata={"help": "meme dataset for om_ft/rm_ft/vid_rm_ft: fhm or mami"})
     data_dir: str = field(default="data", metadata={"help": "prepared manifests (<data_dir>/<dataset>/train.jsonl)"})
@@ -93,29 +97,34 @@ def _without_test_ids(records: list[Record], path: Path, target: str) -> tuple[l
 
 def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:
     """The records of a strategy's mixture and the manifests they came from (``seed``: the video_fraction draw)."""
-    if strategy not in STRATEGIES:
-        raise M2VError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
-    get_dataset(args.target)
+    spec = get_strategy(strategy)
+    if not spec.trains:
+        raise M2VError(f"{strategy} trains nothing (it is the base model): evaluate the base model instead")
+    target = check_target(args.target)
+    if spec.memes is not None:
+        check_meme_source(args.meme_source)
+    if not 0 < args.video_fraction <= 1:
+        raise M2VError(f"video_fraction must be in (0, 1], got {args.video_fraction}")
+    if args.video_fraction < 1 and not spec.videos:
+        raise M2VError(f"video_fraction {args.video_fraction}: {strategy} trains on no video; drop the option")
     data_dir = Path(args.data_dir)
     sources: list[Source] = []
     records: list[Record] = []
-    if strategy in ("vid_ft", "vid_rm_ft"):
+    if spec.videos:
         videos = _load(data_dir / args.target / "train.jsonl", "video", sources, target=args.target)
-        if not 0 < args.video_fraction <= 1:
-            raise M2VError(f"video_fraction must be in (0, 1], got {args.video_fraction}")
         if args.video_fraction < 1:
             videos = random.Random(seed).sample(videos, max(1, round(len(videos) * args.video_fraction)))
         records += videos
-    if strategy == "om_ft":
+    if spec.memes == "original":
         records += _load(data_dir / args.meme_source / "train.jsonl", "memes, original labels", sources)
-    if strategy in ("rm_ft", "vid_rm_ft"):
+    if spec.memes == "reannotated":
         aligned = Path(args.aligned_dir or data_dir) / f"{args.meme_source}_aligned_with_{args.target}" / "train.jsonl"
         memes = _load(aligned, "memes, re-annotated", sources)
-        space = get_dataset(args.target).label_space_name
-        wrong = {r.label_space for r in memes} - {space}
+        wrong = {r.label_space for r in memes} - {target.label_space_name}
         if wrong:
             raise M2VError(
-                f"{aligned}: labels are in {wrong}, not the target's {space!r}; re-annotate towards {args.target}"
+                f"{aligned}: labels are in {wrong}, not the target's {target.label_space_name!r}; "
+                f"re-annotate towards {args.target}"
             )
         records += memes
     missing = [r.id for r in records if r.media is None]

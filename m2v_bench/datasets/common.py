@@ -145,14 +145,15 @@ def read_csv_rows(path: Path, delimiter: str = ",", required: Iterable[str] = ()
             raise PrepareError(f"{path}:{reader.line_num}: not a readable UTF-8 table ({exc})") from None
 
 
-PAPER_CSV_COLUMNS = ("id", "text", "type", "label")
+SPLIT_TABLE_COLUMNS = ("id", "text", "type", "label")
+"""The columns a split table in the paper's CSV format must have (``mhc.csv``, ``hatemm.csv``)."""
 
 
 def read_paper_table(path: Path) -> list[TableRow]:
     """A table in the paper's released CSV format (``id, video, frames, image, audio, text, type, label``;
     only id, text, type and label are required). Media columns are kept as written."""
     rows = []
-    for where, row in read_csv_rows(path, required=PAPER_CSV_COLUMNS):
+    for where, row in read_csv_rows(path, required=SPLIT_TABLE_COLUMNS):
         rows.append(
             TableRow(
                 id=row["id"].strip(),

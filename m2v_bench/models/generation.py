@@ -11,8 +11,10 @@ import torch
 from m2v_bench.frames import FrameSampler
 from m2v_bench.models.loading import LoadedModel
 
-GREEDY = {"max_new_tokens": 25, "do_sample": False, "num_beams": 1}
-"""The paper's decoding: greedy, at most 25 new tokens."""
+MAX_NEW_TOKENS = 25
+"""The paper's answer length limit (``tasks/_default_template_yaml`` says the same, checked by a test)."""
+GREEDY = {"max_new_tokens": MAX_NEW_TOKENS, "do_sample": False, "num_beams": 1}
+"""The paper's decoding: greedy, at most MAX_NEW_TOKENS new tokens."""
 
 
 def answer_token_count(tokenizer, prompt_text: str, full_text: str) -> int:
@@ -31,7 +33,7 @@ def generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
     until = [until] if isinstance(until, str) else [stop for stop in until if stop]
     temperature = float(gen.pop("temperature", 0) or 0)
     settings: dict[str, Any] = {
-        "max_new_tokens": int(gen.pop("max_new_tokens", 32)),
+        "max_new_tokens": int(gen.pop("max_new_tokens", MAX_NEW_TOKENS)),
         "do_sample": bool(gen.pop("do_sample", False)) or temperature > 0,
         "num_beams": int(gen.pop("num_beams", 1) or 1),
     }
