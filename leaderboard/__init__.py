@@ -1,2 +1,2 @@
 """The m2v-bench leaderboard (installed as ``m2v_bench.leaderboard``): verified submissions, substitution and
-augmentation tables, a static site. Lands with the leaderboard issue (#8)."""
+augmentation tables, a static site."""

@@ -3,53 +3,41 @@ the Markdown/CSV/LaTeX tables beside them. ``m2v-bench leaderboard build OUT``."
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from m2v_bench.leaderboard.store import Store
-from m2v_bench.leaderboard.views import Table, augmentation, ranking, render, substitution
+from m2v_bench.leaderboard.views import Table, augmentation, format_cell, ranking, render, substitution
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}nav a{margin-right:1em}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
-th{background:#f0f0f0;cursor:pointer}td.best{font-weight:bold}tr.published{color:#555;background:#fafafa}
-img{max-width:100%;border:1px solid #eee}.note{color:#666;font-size:.85em}
-"""
-SORT_JS = """
-document.querySelectorAll('table.sortable th').forEach((th, column) => th.addEventListener('click', () => {
-  const body = th.closest('table').tBodies[0];
-  const rows = Array.from(body.rows);
-  const asc = th.dataset.asc !== 'true'; th.dataset.asc = asc;
-  const key = r => { const t = r.cells[column].innerText; const n = parseFloat(t); return isNaN(n) ? t : n; };
-  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
-  rows.forEach(r => body.appendChild(r));
-}));
-"""
 PAGES = {"index.html": "Overview", "substitution.html": "Substitution", "augmentation.html": "Augmentation",
          "ranking.html": "Ranking per task"}  # fmt: skip
 
 
-def table_html(table: Table, table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
-    body = []
-    for i, row in enumerate(table.rows):
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("m2v_bench.leaderboard", "templates"),
+        autoescape=select_autoescape(default=True),  # every value is escaped: names come from submitters
+        undefined=StrictUndefined,
+    )
+
+
+def table_context(table: Table, table_id: str) -> dict:
+    """A view as the page template shows it: formatted cells, best cells marked, published rows marked."""
+    rows = []
+    for i, row in enumerate(table.frame.itertuples(index=False)):
+        columns = zip(table.frame.columns, row, strict=True)
+        cells = [{"text": format_cell(value), "best": (i, column) in table.best} for column, value in columns]
         published = any(isinstance(v, str) and v.startswith("published") for v in row)
-        cells = []
-        for j, value in enumerate(row):
-            text = "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
-            css = ' class="best"' if (i, j) in table.best else ""
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
-        body.append(f"<tr{' class=published' if published else ''}>{''.join(cells)}</tr>")
-    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
-    return (f"<h2>{html.escape(table.title)}</h2><table id=\"{table_id}\" class=\"sortable\"><thead><tr>{head}</tr>"
-            f"</thead><tbody>{''.join(body)}</tbody></table>{notes}")  # fmt: skip
+        rows.append({"cells": cells, "published": published})
+    return {"id": table_id, "title": table.title, "headers": list(table.frame.columns), "rows": rows,
+            "notes": table.notes}  # fmt: skip
 
 
-def page(title: str, content: str) -> str:
-    nav = "".join(f'<a href="{href}">{name}</a>' for href, name in PAGES.items())
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>m2v-bench: {html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><nav>{nav}</nav><h1>{html.escape(title)}</h1>{content}"
-            f"<script>{SORT_JS}</script></body></html>")  # fmt: skip
+def page(title: str, **content) -> str:
+    """One page of the site (``content``: intro paragraphs, tables, downloads, images, empty)."""
+    context = {"intro": [], "tables": [], "downloads": None, "images": [], "empty": None, **content}
+    return _environment().get_template("page.html").render(title=title, pages=PAGES, **context)
 
 
 def plot_by_strategy(table: Table, out: Path) -> None:
@@ -59,16 +47,17 @@ def plot_by_strategy(table: Table, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = [i for i, h in enumerate(table.headers) if h.endswith("M-F1")]
-    rows = [r for r in table.rows if any(isinstance(r[c], float) for c in columns)]
+    columns = [c for c in table.frame.columns if c.endswith("M-F1")]
+    rows = [r for _, r in table.frame.iterrows() if any(isinstance(r[c], float) for c in columns)]
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 4))
     width = 0.8 / max(1, len(columns))
     for k, column in enumerate(columns):
         values = [r[column] if isinstance(r[column], float) else 0.0 for r in rows]
-        ax.bar([i + k * width for i in range(len(rows))], values, width, label=table.headers[column])
+        ax.bar([i + k * width for i in range(len(rows))], values, width, label=column)
     ax.set_xticks([i + width * (len(columns) - 1) / 2 for i in range(len(rows))])
-    ax.set_xticklabels([f"{r[0]}\n{r[1]} {r[2]}" + ("*" if str(r[3]).startswith("published") else "") for r in rows],
-                       rotation=60, ha="right", fontsize=7)  # fmt: skip
+    labels = [f"{r['Model']}\n{r['Strategy']} {r['Fine-tune data']}" + ("*" if r["Source"].startswith("published")
+              else "") for r in rows]  # fmt: skip
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("macro-F1")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
@@ -115,21 +104,22 @@ def build(store: Store, out: Path) -> list[Path]:
     plot_by_strategy(sub, out / "substitution.png")
     plot_by_strategy(aug, out / "augmentation.png")
     scarcity = plot_scarcity(store, out / "scarcity.png")
-    downloads = '<p class="note">Also as <a href="{0}.md">Markdown</a>, <a href="{0}.csv">CSV</a>, <a href="{0}.tex">LaTeX</a>.</p>'  # noqa: E501
     pages = {
-        "substitution.html": table_html(sub, "substitution") + downloads.format("substitution")
-        + '<img src="substitution.png" alt="macro-F1 by strategy">',
-        "augmentation.html": table_html(aug, "augmentation") + downloads.format("augmentation")
-        + '<img src="augmentation.png" alt="macro-F1 by strategy">',
-        "ranking.html": "".join(table_html(t, f"rank-{i}") for i, t in enumerate(ranks))
-        or "<p>No submission yet.</p>",
-        "index.html": (f"<p>{len(store.submissions())} submission(s). Published rows are the paper's (Wang, Tan, Lee, "
-                       "WWW 2025), with the confusion matrix each implies on the test set checked for consistency.</p>"
-                       + ('<h2>Data scarcity</h2><img src="scarcity.png" alt="macro-F1 by video share">'
-                          if scarcity else "")),
+        "substitution.html": {"tables": [table_context(sub, "substitution")], "downloads": "substitution",
+                              "images": [{"src": "substitution.png", "alt": "macro-F1 by strategy"}]},
+        "augmentation.html": {"tables": [table_context(aug, "augmentation")], "downloads": "augmentation",
+                              "images": [{"src": "augmentation.png", "alt": "macro-F1 by strategy"}]},
+        "ranking.html": {"tables": [table_context(t, f"rank-{i}") for i, t in enumerate(ranks)],
+                         "empty": "No submission yet."},
+        "index.html": {
+            "intro": [f"{len(store.submissions())} submission(s). Published rows are the paper's (Wang, Tan, Lee, "
+                      "WWW 2025), with the confusion matrix each implies on the test set checked for consistency."],
+            "images": [{"heading": "Data scarcity", "src": "scarcity.png", "alt": "macro-F1 by video share"}]
+            if scarcity else [],
+        },
     }  # fmt: skip
     written = []
     for filename, content in pages.items():
-        (out / filename).write_text(page(PAGES[filename], content))
+        (out / filename).write_text(page(PAGES[filename], **content), encoding="utf-8")
         written.append(out / filename)
     return written

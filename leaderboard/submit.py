@@ -10,7 +10,6 @@ the store (``../``).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -20,6 +19,7 @@ import numpy as np
 from m2v_bench.leaderboard.store import Store, Submission
 
 from m2v_bench.errors import M2VError
+from m2v_bench.jsonl import read_jsonl
 from m2v_bench.manifest import read_manifest, split_hash
 from m2v_bench.metrics import auroc, classification_metrics
 from m2v_bench.models.loading import PROVENANCE_FILE
@@ -62,21 +62,20 @@ def read_samples(path: Path) -> list[dict]:
     if data and not data.endswith("\n"):
         raise SubmissionError(f"{path}: truncated (the last line is incomplete); evaluate again")
     items = []
-    for number, line in enumerate(data.splitlines(), start=1):
+    for where, sample in read_jsonl(path, SubmissionError, "m2v per-sample record"):
         try:
-            sample = json.loads(line)
             item = sample["macro_f1"]
             record = {"id": str(item["id"]), "gold": item["gold"], "pred": item["pred"],
                       "response": item.get("response"), "score": item.get("score"),
                       "test_sha256": item.get("test_sha256")}  # fmt: skip
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SubmissionError(f"{path}:{number}: not an m2v per-sample record ({exc})") from None
+        except (KeyError, TypeError) as exc:
+            raise SubmissionError(f"{where}: not an m2v per-sample record ({exc})") from None
         for key in ("gold", "pred", "score"):
             value = record[key]
             if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value)):
-                raise SubmissionError(f"{path}:{number}: {key} is {value!r}, not a finite number")
+                raise SubmissionError(f"{where}: {key} is {value!r}, not a finite number")
         if record["gold"] not in (0, 1) or record["pred"] not in (-1, 0, 1):
-            raise SubmissionError(f"{path}:{number}: gold must be 0/1 and pred -1/0/1")
+            raise SubmissionError(f"{where}: gold must be 0/1 and pred -1/0/1")
         items.append(record)
     if not items:
         raise SubmissionError(f"{path}: no sample")

@@ -5,8 +5,11 @@ written as Markdown, CSV or LaTeX with pytablewriter."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
 from m2v_bench.leaderboard.published import published_rows
 from m2v_bench.leaderboard.store import Store
 
@@ -15,16 +18,27 @@ from m2v_bench.models.families import FAMILIES
 from m2v_bench.registry import STRATEGIES, video_targets
 
 COLUMNS = (("accuracy", "Acc"), ("macro_f1", "M-F1"), ("f1", "F1"), ("recall", "R"), ("precision", "P"))
+PAPER_COLUMNS = ["Model", "Strategy", "Fine-tune data", "Source"]
+RANKING_COLUMNS = ["Submission", "Model", "Strategy", "n", "M-F1", "M-F1 95% CI", "Acc", "F1", "Invalid", "AUROC",
+                   "McNemar p vs No-FT"]  # fmt: skip
 
 
 @dataclass
 class Table:
+    """One view: a data frame with named columns (a missing value is None), its title and notes."""
+
     title: str
-    headers: list[str]
-    rows: list[list]
-    best: set[tuple[int, int]] = field(default_factory=set)
-    """(row, column) cells that are the best of their column."""
+    frame: pd.DataFrame
+    best: set[tuple[int, str]] = field(default_factory=set)
+    """(row position, column name) cells that are the best of their column."""
     notes: list[str] = field(default_factory=list)
+
+    def metric_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c not in PAPER_COLUMNS and c not in RANKING_COLUMNS[:4]]
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns, dtype=object).replace({np.nan: None})
 
 
 def _strategy_name(strategy: str) -> str:
@@ -39,79 +53,74 @@ def _table_strategies(table: str) -> set[str]:
     return {name for name, strategy in STRATEGIES.items() if table in strategy.tables}
 
 
-def _mark_best(table: Table, first_metric_column: int) -> None:
-    for column in range(first_metric_column, len(table.headers)):
-        values = [(row[column], i) for i, row in enumerate(table.rows) if isinstance(row[column], float)]
+def _mark_best(table: Table) -> None:
+    for column in table.metric_columns():
+        values = [(v, i) for i, v in enumerate(table.frame[column]) if isinstance(v, float)]
         if values:
             top = max(v for v, _ in values)
             table.best |= {(i, column) for v, i in values if v == top}
-
-
-def _submitted(store: Store, strategies: set[str]) -> list[list]:
-    results = {(r["name"], r["task"]): r for r in store.results()}
-    rows = []
-    for sub in store.submissions():
-        if sub.strategy not in strategies:
-            continue
-        cells = []
-        for target in video_targets():
-            result = results.get((sub.name, f"m2v_{target}"))
-            cells += [result[key] if result else None for key, _ in COLUMNS]
-        if all(c is None for c in cells):
-            continue
-        family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
-        rows.append(
-            [
-                family,
-                _strategy_name(sub.strategy),
-                _finetune_data(sub.strategy, sub.target, sub.meme_source),
-                f"submitted: {sub.name}",
-                *cells,
-            ]
-        )
-    return rows
 
 
 def _metric_headers() -> list[str]:
     return [f"{DATASETS[t].short} {label}" for t in video_targets() for _, label in COLUMNS]
 
 
-def _published(table_name: str) -> list[list]:
-    by_key: dict[tuple, list] = {}
+def _submitted(store: Store, strategies: set[str]) -> list[dict]:
+    results = {(r["name"], r["task"]): r for r in store.results()}
+    rows = []
+    for sub in store.submissions():
+        if sub.strategy not in strategies:
+            continue
+        cells = {}
+        for target in video_targets():
+            result = results.get((sub.name, f"m2v_{target}"))
+            for key, label in COLUMNS:
+                cells[f"{DATASETS[target].short} {label}"] = result[key] if result else None
+        if all(c is None for c in cells.values()):
+            continue
+        family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
+        rows.append({"Model": family, "Strategy": _strategy_name(sub.strategy),
+                     "Fine-tune data": _finetune_data(sub.strategy, sub.target, sub.meme_source),
+                     "Source": f"submitted: {sub.name}", **cells})  # fmt: skip
+    return rows
+
+
+def _published(table_name: str) -> list[dict]:
+    by_key: dict[tuple, dict] = {}
     for row in published_rows():
         if row.table != table_name:
             continue
         key = (row.model, row.strategy, row.finetune_data if table_name != "table4_augmentation" else row.strategy)
-        targets = [DATASETS[t].short for t in video_targets()]
         cells = by_key.setdefault(
-            key, [row.model, row.strategy, row.finetune_data, "published", *[None] * len(COLUMNS) * len(targets)]
-        )
-        offset = 4 + len(COLUMNS) * targets.index(row.target)
-        for i, (key_name, _) in enumerate(COLUMNS):
-            cells[offset + i] = row.metrics[key_name]
+            key, {"Model": row.model, "Strategy": row.strategy, "Fine-tune data": row.finetune_data,
+                  "Source": "published"},
+        )  # fmt: skip
+        for key_name, label in COLUMNS:
+            cells[f"{row.target} {label}"] = row.metrics[key_name]
         if not row.consistent:
-            cells[3] = "published (inconsistent with its test set)"
+            cells["Source"] = "published (inconsistent with its test set)"
     return list(by_key.values())
 
 
-def substitution(store: Store) -> Table:
-    table = Table(
-        "Substitution (the paper's Table 3): video, original-meme or re-annotated-meme training data",
-        ["Model", "Strategy", "Fine-tune data", "Source", *_metric_headers()],
-        _published("table3_substitution") + _submitted(store, _table_strategies("substitution")),
-    )
-    _mark_best(table, 4)
+def _paper_table(title: str, published: str, strategies: str, store: Store) -> Table:
+    columns = PAPER_COLUMNS + _metric_headers()
+    table = Table(title, _frame(_published(published) + _submitted(store, _table_strategies(strategies)), columns))
+    _mark_best(table)
     return table
+
+
+def substitution(store: Store) -> Table:
+    return _paper_table(
+        "Substitution (the paper's Table 3): video, original-meme or re-annotated-meme training data",
+        "table3_substitution", "substitution", store,
+    )  # fmt: skip
 
 
 def augmentation(store: Store) -> Table:
-    table = Table(
+    return _paper_table(
         "Augmentation (the paper's Table 4): video data plus re-annotated memes",
-        ["Model", "Strategy", "Fine-tune data", "Source", *_metric_headers()],
-        _published("table4_augmentation") + _submitted(store, _table_strategies("augmentation")),
-    )
-    _mark_best(table, 4)
-    return table
+        "table4_augmentation", "augmentation", store,
+    )  # fmt: skip
 
 
 def mcnemar_p(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> float | None:
@@ -144,37 +153,74 @@ def ranking(store: Store) -> list[Table]:
             else:
                 p = None
             auroc = r["auroc"] if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
-            rows.append([r["name"], FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family,
-                         _strategy_name(sub.strategy), r["n"], r["macro_f1"],
-                         f"[{r['macro_f1_low']:.3f}, {r['macro_f1_high']:.3f}]", r["accuracy"], r["f1"],
-                         r["invalid_rate"], auroc, p])  # fmt: skip
-        table = Table(f"Ranking on {task}", ["Submission", "Model", "Strategy", "n", "M-F1", "M-F1 95% CI", "Acc",
-                                             "F1", "Invalid", "AUROC", "McNemar p vs No-FT"], rows)  # fmt: skip
-        table.notes.append("CI: percentile bootstrap over test samples (1000 resamples). McNemar: exact test against "
-                           "the same family's No-FT submission on the same samples.")  # fmt: skip
+            family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
+            interval = f"[{r['macro_f1_low']:.3f}, {r['macro_f1_high']:.3f}]"
+            values = [r["name"], family, _strategy_name(sub.strategy), r["n"], r["macro_f1"], interval, r["accuracy"],
+                      r["f1"], r["invalid_rate"], auroc, p]  # fmt: skip
+            rows.append(dict(zip(RANKING_COLUMNS, values, strict=True)))
+        table = Table(f"Ranking on {task}", _frame(rows, RANKING_COLUMNS))
+        table.notes.append(
+            "CI: percentile bootstrap over test samples (1000 resamples). McNemar: exact test against the same "
+            "family's No-FT submission on the same samples."
+        )
         tables.append(table)
     return tables
 
 
-def _cell(value, bold: bool, style: str):
-    if value is None:
+# ---------------------------------------------------------------------------------------------------- rendering
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~])")
+"""What can start markup in a cell: backslash, code, emphasis, links, raw HTML, strike-through (pytablewriter
+escapes the pipes that would end a cell)."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def format_cell(value) -> str:
+    """A cell as text: numbers with 3 decimals, None as "-"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if style == "latex":  # pytablewriter's LaTeX puts strings with symbols in \\verb: keep numbers numbers
-        return round(value, 3) if isinstance(value, float) else value
-    text = f"{value:.3f}" if isinstance(value, float) else str(value)
-    return f"**{text}**" if bold and style == "markdown" else text
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape the characters that make Markdown markup, entities or raw HTML, and drop line breaks, so a
+    cell can neither break the table nor carry markup."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()).replace("&", "&amp;"))
+
+
+def safe_csv_cell(text: str) -> str:
+    """A spreadsheet must not read a cell as a formula: one that starts with = + - @ (or a tab/CR) gets a quote
+    (a lone "-", the empty-value mark, is no formula)."""
+    return f"'{text}" if text.startswith(_FORMULA_START) and text != "-" else text
 
 
 def render(table: Table, style: str = "markdown") -> str:
-    """A table as Markdown (best values in bold), CSV or LaTeX."""
-    from pytablewriter import CsvTableWriter, LatexTableWriter, MarkdownTableWriter
-    from typepy import String
-
-    writer_class = {"markdown": MarkdownTableWriter, "csv": CsvTableWriter, "latex": LatexTableWriter}[style]
-    matrix = [[_cell(v, (i, j) in table.best, style) for j, v in enumerate(row)] for i, row in enumerate(table.rows)]
-    hints = [] if style == "latex" else [String] * len(table.headers)
-    writer = writer_class(headers=table.headers, value_matrix=matrix, type_hints=hints)
+    """A table as Markdown (best values in bold), CSV or LaTeX; text from submissions is escaped for each."""
+    frame = table.frame
     if style == "markdown":
-        writer.table_name = table.title
-        writer.margin = 1
-    return writer.dumps()
+        from pytablewriter import MarkdownTableWriter
+        from typepy import String
+
+        matrix = []
+        for i, row in enumerate(frame.itertuples(index=False)):
+            cells = []
+            for column, value in zip(frame.columns, row, strict=True):
+                text = format_cell(value)
+                text = text if isinstance(value, float) else escape_markdown(text)
+                cells.append(f"**{text}**" if (i, column) in table.best else text)
+            matrix.append(cells)
+        writer = MarkdownTableWriter(
+            table_name=escape_markdown(table.title), headers=[escape_markdown(h) for h in frame.columns],
+            value_matrix=matrix, type_hints=[String] * len(frame.columns), margin=1,
+        )  # fmt: skip
+        return writer.dumps()
+    if style == "csv":
+        text = frame.map(format_cell).map(safe_csv_cell)
+        text.columns = [safe_csv_cell(str(c)) for c in frame.columns]
+        return text.to_csv(index=False, lineterminator="\n").rstrip("\n")
+    if style == "latex":
+        # pandas escapes & % $ # _ { } ~ ^ \ in every string cell and header (escape=True)
+        return frame.map(format_cell).to_latex(index=False, escape=True).rstrip("\n")
+    raise ValueError(f"unknown table format {style!r}; one of markdown, csv, latex")

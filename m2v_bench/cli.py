@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -417,14 +418,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="one family, one target, fewer epochs (about 2 minutes)")
+    p.add_argument(
+        "--quick", action="store_true", help="one family, one target, fewer epochs (about 1.5 minutes on 2 CPUs)"
+    )
     p.add_argument("--jobs", type=int, default=None, help="trainings/evaluations at once (default: CPUs, at most 4)")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` / ``sys.stderr`` is at the time (pytest's capture replaces them)."""
+
+    def __init__(self, stream_name: str):
+        super().__init__()
+        self.stream_name = stream_name
+
+    @property
+    def stream(self):
+        return getattr(sys, self.stream_name)
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    """The library logs through ``logging`` (``m2v_bench.*`` loggers) and never prints; the command line shows its
+    INFO messages on stdout as plain lines, warnings and errors on stderr."""
+    root = logging.getLogger("m2v_bench")
+    if any(isinstance(h, _ConsoleHandler) for h in root.handlers):
+        return
+    info = _ConsoleHandler("stdout")
+    info.addFilter(lambda record: record.levelno < logging.WARNING)
+    info.setFormatter(logging.Formatter("%(message)s"))
+    warnings = _ConsoleHandler("stderr")
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("m2v-bench: warning: %(message)s"))
+    root.addHandler(info)
+    root.addHandler(warnings)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     try:
         return args.func(args)
     except (M2VError, OSError) as exc:  # OSError: a path the user named cannot be read or written

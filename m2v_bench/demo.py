@@ -10,6 +10,7 @@ stops the run with its message.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from m2v_bench.errors import M2VError
 from m2v_bench.registry import TRAINED_STRATEGIES, video_targets
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def _run_all(jobs: list[tuple[str, Callable[[], None]]], workers: int) -> None:
         try:
             for future in as_completed(futures):
                 future.result()
-                print(f"      {futures[future]}: done at {time.time() - started:.0f} s", flush=True)
+                logger.info(f"      {futures[future]}: done at {time.time() - started:.0f} s")
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -94,11 +97,11 @@ class Demo:
         start = time.time()
         for number, (title, stage) in enumerate(self.stages, start=1):
             t0 = time.time()
-            print(f"[{number}/{len(self.stages)}] {title} ...", flush=True)
+            logger.info(f"[{number}/{len(self.stages)}] {title} ...")
             stage()
-            print(f"      done in {time.time() - t0:.0f} s", flush=True)
+            logger.info(f"      done in {time.time() - t0:.0f} s")
         self.report()
-        print(f"demo finished in {time.time() - start:.0f} s; site: {self.out / 'site' / 'index.html'}")
+        logger.info(f"demo finished in {time.time() - start:.0f} s; site: {self.out / 'site' / 'index.html'}")
 
     # -- stages
 
@@ -111,7 +114,7 @@ class Demo:
         from m2v_bench.sample_data import prepare_sample_data
 
         for name, result in prepare_sample_data(self.raw, self.prepared).items():
-            print(f"      {name}: {len(result.records)} samples")
+            logger.info(f"      {name}: {len(result.records)} samples")
 
     def validate(self) -> None:
         from m2v_bench.validate import validate
@@ -150,7 +153,7 @@ class Demo:
             write_manifest(self.prepared / name / "train.jsonl", result.records)
             re_.write_paper_csv(work / f"{name}.csv", result.rows)
             stats = re_.agreement_stats(result.rows)
-            print(f"      -> {target}: {len(queue)} of {len(memes)} memes to annotate; labels flipped "
+            logger.info(f"      -> {target}: {len(queue)} of {len(memes)} memes to annotate; labels flipped "
                   f"{stats['flips']['0->1'] + stats['flips']['1->0']}")  # fmt: skip
 
     def _annotate(self, work: Path, target: str, queued: set[str]) -> Path:
@@ -234,9 +237,9 @@ class Demo:
         store = Store(self.out / "leaderboard.sqlite")
         try:
             for table in (views.substitution(store), views.augmentation(store)):
-                table.rows = [row for row in table.rows if str(row[3]).startswith("submitted")]
-                print()
-                print(views.render(table, "markdown"))
+                submitted = table.frame["Source"].str.startswith("submitted")
+                table.frame, table.best = table.frame[submitted].reset_index(drop=True), set()
+                logger.info("\n%s", views.render(table, "markdown"))
         finally:
             store.close()
 

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -242,31 +243,39 @@ def _uniform_pyav(path: Path, k: int, threads: int) -> tuple[dict[int, np.ndarra
         container.close()
 
 
-def _keyframe_pyav(path: Path, threshold: float):
-    """First frame with grey variance > threshold, decoding forward only as far as needed (after the demux pass,
-    which gives the frame count and catches truncated files)."""
-    container = open_video(path)
+def scan_keyframe(frames: Iterable[tuple[int, np.ndarray]], threshold: float) -> tuple[np.ndarray, int, bool] | None:
+    """The paper's keyframe rule, the one place it is written: the first ``(index, rgb)`` frame whose grey-level
+    variance exceeds ``threshold``, consuming the frames only that far; else the most varied frame, flagged as a
+    fallback. Returns (rgb, index, fallback), or None when there is no frame at all."""
     best, best_var = None, -1.0
+    for index, rgb in frames:
+        variance = grey_variance(rgb)
+        if variance > threshold:
+            return rgb, index, False
+        if variance > best_var:
+            best, best_var = (rgb, index), variance
+    return None if best is None else (best[0], best[1], True)
+
+
+def _keyframe_pyav(path: Path, threshold: float):
+    """The keyframe, decoding forward only as far as needed (after the demux pass, which gives the frame count and
+    catches truncated files)."""
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         index = _build_index(container, stream, path)
         container.seek(index.pts[0], stream=stream, backward=True)
-        for position, frame in enumerate(container.decode(stream)):
-            rgb = frame.to_ndarray(format="rgb24")
-            variance = grey_variance(rgb)
-            if variance > threshold:
-                return rgb, position, False, index.total
-            if variance > best_var:
-                best, best_var = (rgb, position), variance
+        decoded = ((n, frame.to_ndarray(format="rgb24")) for n, frame in enumerate(container.decode(stream)))
+        found = scan_keyframe(decoded, threshold)
     except av.error.FFmpegError as exc:
         raise CorruptMedia(
             path, f"decoding failed ({exc.__class__.__name__}); the file is truncated or corrupt"
         ) from None
     finally:
         container.close()
-    if best is None:
+    if found is None:
         raise NoFrames(path, "video stream has no decodable frame")
-    return best[0], best[1], True, index.total
+    return (*found, index.total)
 
 
 # ------------------------------------------------------------------------------------------------- decord backend
@@ -299,20 +308,13 @@ def _uniform_decord(path: Path, k: int) -> tuple[dict[int, np.ndarray], list[int
 
 def _keyframe_decord(path: Path, threshold: float):
     reader = _decord_reader(path)
-    best, best_var = None, -1.0
     try:
-        for index in range(len(reader)):
-            rgb = reader[index].asnumpy()
-            variance = grey_variance(rgb)
-            if variance > threshold:
-                return rgb, index, False, len(reader)
-            if variance > best_var:
-                best, best_var = (rgb, index), variance
+        found = scan_keyframe(((n, reader[n].asnumpy()) for n in range(len(reader))), threshold)
     except Exception as exc:
         raise CorruptMedia(path, f"decord failed to decode ({str(exc).splitlines()[0][:120]})") from None
-    if best is None:
+    if found is None:
         raise NoFrames(path, "video stream has no frames")
-    return best[0], best[1], True, len(reader)
+    return (*found, len(reader))
 
 
 # ----------------------------------------------------------------------------------------------- frame folders
@@ -407,15 +409,8 @@ class FrameSampler:
             indices = uniform_indices(len(files), view.k)
             loaded = {i: _load_frame(files[i]) for i in sorted(set(indices))}
             return Frames(np.stack([_resize(loaded[i], view.size) for i in indices]), indices, len(files))
-        best, best_var = None, -1.0
-        for index, path in enumerate(files):
-            rgb = _load_frame(path)
-            variance = grey_variance(rgb)
-            if variance > view.threshold:
-                return self._keyframe_result(folder, view, rgb, index, False, len(files))
-            if variance > best_var:
-                best, best_var = (rgb, index), variance
-        return self._keyframe_result(folder, view, best[0], best[1], True, len(files))
+        rgb, index, fallback = scan_keyframe(((n, _load_frame(path)) for n, path in enumerate(files)), view.threshold)
+        return self._keyframe_result(folder, view, rgb, index, fallback, len(files))
 
     # -- cache
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonlines
-
 from m2v_bench.errors import ManifestError
+from m2v_bench.jsonl import read_jsonl, write_jsonl
 from m2v_bench.labels import LABEL_SPACES
 
 SPLITS = ("train", "validation", "test")
@@ -112,31 +111,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Record]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest; make one with `m2v-bench prepare <dataset> ...`")
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            records.append(record_from_json(obj, f"{path}:{lineno}"))
-    return records
+    return [record_from_json(obj, where) for where, obj in read_jsonl(path, ManifestError, "manifest record")]
 
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> int:
     """Write records as JSONL (atomically: a reader never sees half a file). Returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    count = 0
-    with jsonlines.open(tmp, mode="w", compact=True, sort_keys=True) as writer:
-        for record in records:
-            writer.write(record.to_json())
-            count += 1
-    os.replace(tmp, path)
-    return count
+    return write_jsonl(path, (record.to_json() for record in records), sort_keys=True)
 
 
 def split_hash(records: Iterable[Record]) -> str:

@@ -2,9 +2,17 @@
 positive class's F1, precision and recall, plus the invalid-answer rate (and AUROC when label scores exist).
 
 Predictions are 1 (positive), 0 (negative) or -1 (invalid: the answer parser found neither label, see
-:mod:`m2v_bench.labels`). An invalid answer counts as wrong, as in the paper: it is a third predicted class that
-sklearn scores against ``labels=[0, 1]``, so it lowers the recall of its gold class (and accuracy) without
-counting as a false positive of the other class. Everything is computed with scikit-learn.
+:mod:`m2v_bench.labels`). Two conventions score an invalid answer:
+
+- **invalid = a third class** (the default, every metric but ``macro_f1_strict``): it is a predicted class that
+  sklearn scores against ``labels=[0, 1]``, so it lowers the recall of its gold class (and accuracy) without
+  counting as a false positive of the other class.
+- **invalid = the wrong label** (``macro_f1_strict``): an invalid answer is replaced by the label opposite to the
+  gold one, so it is also a false positive (gold negative) or a false negative (gold positive). It is never higher
+  than ``macro_f1``'s convention would make a model that answered the wrong label, and it penalises chatty models
+  as a label-only evaluation does.
+
+Everything is computed with scikit-learn.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 INVALID = -1
-METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate")
+METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate", "macro_f1_strict")
 """What a generating task reports (``tasks/_default_template_yaml`` lists the same, checked by a test)."""
 SCORE_METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")
 """What a ``*_score`` task reports: its predictions are never invalid, and the label scores give AUROC."""
@@ -35,8 +43,10 @@ def _check(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.n
 
 
 def classification_metrics(golds: Sequence[int], preds: Sequence[int]) -> dict[str, float]:
-    """All of :data:`METRICS` for one set of predictions. A metric whose denominator is zero (e.g. precision when
-    nothing is predicted positive) is 0.0, as sklearn's ``zero_division=0``."""
+    """Accuracy, macro-F1, the positive class's F1, precision and recall, and the invalid rate (every metric of
+    :data:`METRICS` but ``macro_f1_strict``, see :func:`strict_macro_f1`) for one set of predictions. A metric
+    whose denominator is zero (e.g. precision when nothing is predicted positive) is 0.0, as sklearn's
+    ``zero_division=0``."""
     y_true, y_pred = _check(golds, preds)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=[1], average=None, zero_division=0
@@ -49,6 +59,13 @@ def classification_metrics(golds: Sequence[int], preds: Sequence[int]) -> dict[s
         "recall": float(recall[0]),
         "invalid_rate": float(np.mean(y_pred == INVALID)),
     }
+
+
+def strict_macro_f1(golds: Sequence[int], preds: Sequence[int]) -> float:
+    """macro-F1 with every invalid answer counted as the wrong label (the stricter convention above)."""
+    y_true, y_pred = _check(golds, preds)
+    y_pred = np.where(y_pred == INVALID, 1 - y_true, y_pred)
+    return float(f1_score(y_true, y_pred, labels=[0, 1], average="macro", zero_division=0))
 
 
 def auroc(golds: Sequence[int], scores: Sequence[float]) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -25,8 +26,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from m2v_bench.errors import M2VError
+from m2v_bench.jsonl import append_jsonl, read_jsonl, write_jsonl
 from m2v_bench.labels import Answer, LabelSpace, few_shot_prompt
 from m2v_bench.manifest import Record
+
+logger = logging.getLogger(__name__)
 
 REANNOTATED_CSV_COLUMNS = (
     "id", "image", "text", "type", "original_dataset_label", "model_prediction", "human_annotation", "majority_voting",
@@ -75,20 +79,17 @@ def read_predictions(path: Path, repair: bool = False) -> dict[str, Prediction]:
         torn = lines.pop()
         with open(path, "r+b") as fh:
             fh.truncate(len(data) - len(torn))
-        print(f"{path}: dropped an incomplete last line ({len(torn)} bytes); that meme is predicted again")
+        logger.warning("%s: dropped an incomplete last line (%d bytes); that meme is predicted again", path, len(torn))
     predictions: dict[str, Prediction] = {}
-    for number, line in enumerate(lines, start=1):
+    for where, obj in read_jsonl(path, what="prediction record"):
         try:
-            obj = json.loads(line)
             prediction = Prediction(str(obj["id"]), int(obj["prediction"]), obj["response"], obj["target"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise M2VError(
-                f"{path}:{number}: not a prediction record ({exc}); remove the line to predict it again"
-            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise M2VError(f"{where}: not a prediction record ({exc}); remove the line to predict it again") from None
         if prediction.prediction not in (-1, 0, 1):
-            raise M2VError(f"{path}:{number}: prediction must be 1, 0 or -1, got {prediction.prediction}")
+            raise M2VError(f"{where}: prediction must be 1, 0 or -1, got {prediction.prediction}")
         if prediction.id in predictions and predictions[prediction.id] != prediction:
-            raise M2VError(f"{path}:{number}: a second, different prediction for meme {prediction.id}")
+            raise M2VError(f"{where}: a second, different prediction for meme {prediction.id}")
         predictions[prediction.id] = prediction
     return predictions
 
@@ -128,7 +129,7 @@ def predict(
                 items.append((few_shot_prompt(meme.text, space, "image", demos), [meme.media]))
             for meme, response in zip(batch, generator.generate(items), strict=True):
                 prediction = Prediction(meme.id, int(space.parse(response)), response, target)
-                fh.write(json.dumps(prediction.__dict__, ensure_ascii=False) + "\n")
+                append_jsonl(fh, prediction.__dict__)
                 done[meme.id] = prediction
             fh.flush()
             os.fsync(fh.fileno())
@@ -209,7 +210,7 @@ def _label_value(value, space: LabelSpace, where: str) -> int:
     text = str(value).strip()
     if text in ("0", "1"):
         return int(text)
-    parsed = space.parse(text)
+    parsed = space.parse_word(text)  # people type labels: "yes" or a sentence is a mistake, not an answer
     if parsed is Answer.INVALID:
         raise M2VError(f"{where}: label {value!r} is neither 0/1 nor '{space.positive}'/'{space.negative}'")
     return int(parsed)
@@ -276,22 +277,18 @@ def import_answers(paths: list[Path], queue_ids: list[str], target: str) -> dict
 
 
 def write_human(path: Path, labels: dict[str, HumanLabel]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for human in labels.values():
-            fh.write(json.dumps(human.__dict__) + "\n")
+    write_jsonl(path, (human.__dict__ for human in labels.values()))
 
 
 def read_human(path: Path) -> dict[str, HumanLabel]:
     if not path.is_file():
         raise M2VError(f"{path}: no human labels; make them with `m2v-bench reannotate import`")
     labels = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for where, obj in read_jsonl(path, what="human-label record"):
         try:
-            obj = json.loads(line)
             labels[obj["id"]] = HumanLabel(obj["id"], obj["label"], obj.get("votes", {}))
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise M2VError(f"{path}:{number}: not a human-label record ({exc})") from None
+        except KeyError as exc:
+            raise M2VError(f"{where}: not a human-label record (no {exc})") from None
     return labels
 
 

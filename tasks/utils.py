@@ -10,9 +10,9 @@ from PIL import Image
 from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
-from m2v_bench.labels import few_shot_prompt, get_label_space
+from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
-from m2v_bench.metrics import METRICS, SCORE_METRICS, auroc, classification_metrics
+from m2v_bench.metrics import METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
 
 VIEWS = ("video", "keyframe", "image")
 _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
@@ -91,7 +91,8 @@ def process_results(doc, results):
     response = results[0] if results else ""
     prediction = get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
-            "test_sha256": doc["test_sha256"]}  # fmt: skip
+            "test_sha256": doc["test_sha256"], "prompt_version": PROMPT_VERSION,
+            "parser_version": PARSER_VERSION}  # fmt: skip
     return dict.fromkeys(METRICS, item)
 
 
@@ -106,7 +107,7 @@ def process_results_score(doc, results):
     filters hand them over as their string form)."""
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative,
-            "test_sha256": doc["test_sha256"]}  # fmt: skip
+            "test_sha256": doc["test_sha256"], "prompt_version": PROMPT_VERSION}  # fmt: skip
     return dict.fromkeys(SCORE_METRICS, item)
 
 
@@ -140,3 +141,7 @@ def aggregate_recall(items):
 
 def aggregate_invalid_rate(items):
     return _aggregate(items, "invalid_rate")
+
+
+def aggregate_macro_f1_strict(items):
+    return strict_macro_f1([i["gold"] for i in items], [i["pred"] for i in items])

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,11 +10,12 @@ import pytest
 from m2v_bench.sample_data import SampleDataConfig, make_sample_data
 
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """The paper's released data (../shared/reference beside the clone, or $M2V_REFERENCE_DIR)."""
+    """The paper's released data: $M2V_REFERENCE_DIR, by default shared/reference beside the clone."""
     path = Path(os.environ.get("M2V_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
     if not (path / "upstream_dataset" / "mhc.csv").is_file():
         message = f"reference data not found at {path}: set M2V_REFERENCE_DIR to the paper's released data"
@@ -28,3 +31,60 @@ def sample_raw(tmp_path_factory):
     out = tmp_path_factory.mktemp("raw")
     samples = make_sample_data(out, SampleDataConfig(seed=0))
     return out, samples
+
+
+@pytest.fixture(scope="session")
+def prepared(sample_raw, tmp_path_factory):
+    """The sample data prepared as `m2v-bench prepare` writes it (read-only: copy before changing anything)."""
+    from m2v_bench.sample_data import prepare_sample_data
+
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_sample_data(sample_raw[0], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A tiny random checkpoint of every registered family, {name: folder} (read-only)."""
+    from m2v_bench.models.families import FAMILIES
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra}
+
+
+def lmms_eval_m2v(checkpoint: Path, tasks: str, out: Path, data: Path) -> Path:
+    """lmms-eval's CLI with the `m2v` model, per-sample logs on; returns the output folder (asserts results)."""
+    cmd = [str(BIN / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4", "--tasks",
+           tasks, "--device", "cpu", "--batch_size", "8", "--output_path", str(out), "--log_samples"]  # fmt: skip
+    result = subprocess.run(cmd, env=offline_env(M2V_DATA_DIR=str(data)), capture_output=True, text=True, timeout=900)
+    assert list(out.rglob("*_results.json")), result.stderr[-3000:]
+    return out
+
+
+EVALUATED_TASKS = "m2v_mhc,m2v_hatemm,m2v_mhc_score"
+
+
+@pytest.fixture(scope="session")
+def evaluated(prepared, tiny_models, tmp_path_factory):
+    """A tiny LLaVA-NeXT-Video (No-FT) and a Vid-FT adapter trained on it by the real recipe (1 epoch), each
+    evaluated by lmms-eval on EVALUATED_TASKS: {prepared, base, adapter, base_out, adapter_out}."""
+    root = tmp_path_factory.mktemp("evaluated")
+    base = tiny_models["llava_next_video"]
+    adapter = root / "vid_ft_lnv"
+    cmd = [str(BIN / "python"), str(REPO / "recipes" / "vid_ft.py"), "--config",
+           str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path", str(base), "--data_dir",
+           str(prepared), "--output_dir", str(adapter), "--save_strategy", "no",
+           "--num_train_epochs", "1"]  # fmt: skip
+    result = subprocess.run(cmd, env=offline_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {
+        "prepared": prepared,
+        "base": base,
+        "adapter": adapter,
+        "base_out": lmms_eval_m2v(base, EVALUATED_TASKS, root / "out_base", prepared),
+        "adapter_out": lmms_eval_m2v(adapter, EVALUATED_TASKS, root / "out_adapter", prepared),
+    }

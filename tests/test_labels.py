@@ -54,8 +54,9 @@ PARSER_CASES = [
     (HATEFUL, "   ", X),
     (HATEFUL, "Hateful or non-hateful", X),
     (OFFENSIVE, "offensive / non-offensive", X),
-    (HATEFUL, "yes", X),
-    (HATEFUL, "no", X),
+    (HATEFUL, "yes", P),  # the prompt asks "determine if the content is hateful"
+    (HATEFUL, "no", N),
+    (HATEFUL, "?!", X),
     (HATEFUL, "I cannot determine that.", X),
     (HATEFUL, "offensive", X),
     (OFFENSIVE, "hateful", X),
@@ -110,3 +111,36 @@ def test_few_shot_prompt_is_the_papers_format():
         f" Video with vision content as shown and Text: 'query text' \n {analyze}{respond}"
     )
     assert few_shot_prompt("q", HATEFUL, "image") == HATEFUL.prompt("q", "image")
+
+
+# --- the corpus of realistic answers (tests/parser_corpus.py) -------------------------------------------------
+
+from parser_corpus import CORPUS  # noqa: E402
+
+EXPECTED = {"P": Answer.POSITIVE, "N": Answer.NEGATIVE, "X": Answer.INVALID}
+
+
+def test_corpus_is_large_and_covers_every_label_space():
+    assert len(CORPUS) >= 150
+    for space in LABEL_SPACES:
+        labels = {expected for name, _, expected in CORPUS if name == space}
+        assert labels == {"P", "N", "X"}, space
+
+
+@pytest.mark.parametrize(("space", "response", "expected"), CORPUS, ids=lambda v: str(v)[:40])
+def test_corpus_answer_gets_the_readers_label(space, response, expected):
+    assert parse_answer(response, LABEL_SPACES[space]) is EXPECTED[expected]
+
+
+def test_no_negated_or_refusing_corpus_answer_parses_positive():
+    wrong = [(s, r) for s, r, e in CORPUS if e != "P" and parse_answer(r, LABEL_SPACES[s]) is Answer.POSITIVE]
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("hateful", P), ("Hateful", P), ("non-hateful", N), ("Non_Hateful", N), ("non hateful", N), ("nonhateful", N),
+     ("yes", X), ("no", X), ("2", X), ("not hateful", X), ("The content is hateful.", X), ("", X)],
+)  # fmt: skip
+def test_parse_word_takes_only_the_label_words(text, expected):
+    assert HATEFUL.parse_word(text) is expected

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import subprocess
@@ -14,58 +13,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EVALUATED_TASKS
 from m2v_bench.leaderboard import views
 from m2v_bench.leaderboard.published import TOLERANCE, published_rows
 from m2v_bench.leaderboard.site import build
 from m2v_bench.leaderboard.store import Store
-from m2v_bench.leaderboard.submit import SubmissionError, read_samples, submit
+from m2v_bench.leaderboard.submit import SubmissionError, macro_f1_ci, read_samples, submit
 from PIL import Image
 
 from m2v_bench.cli import main
-from m2v_bench.metrics import classification_metrics
-from m2v_bench.sample_data import prepare_sample_data
+from m2v_bench.metrics import auroc, classification_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TASKS = "m2v_mhc,m2v_hatemm,m2v_mhc_score"
-
-
-def _env(prepared: Path) -> dict:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-            "M2V_DATA_DIR": str(prepared)}  # fmt: skip
-
-
-def _evaluate(checkpoint: Path, out: Path, prepared: Path) -> Path:
-    cmd = [str(BIN / "lmms-eval"), "--model", "m2v", "--model_args", f"pretrained={checkpoint},frames=4", "--tasks",
-           TASKS, "--device", "cpu", "--batch_size", "8", "--output_path", str(out), "--log_samples"]  # fmt: skip
-    result = subprocess.run(cmd, env=_env(prepared), capture_output=True, text=True, timeout=900)
-    assert list(out.rglob("*_results.json")), result.stderr[-3000:]
-    return out
+TASKS = EVALUATED_TASKS
 
 
 @pytest.fixture(scope="module")
-def runs(sample_raw, tmp_path_factory):
-    """lmms-eval outputs of a tiny LLaVA-NeXT-Video (No-FT) and of a Vid-FT adapter trained on it."""
-    from m2v_bench.models.families import FAMILIES
-
-    root = tmp_path_factory.mktemp("runs")
-    prepared = root / "prepared"
-    prepare_sample_data(sample_raw[0], prepared)
-    base = FAMILIES["llava_next_video"].build_tiny(root / "tiny_lnv")
-    adapter = root / "vid_ft_lnv"
-    cmd = [str(BIN / "python"), str(REPO / "recipes" / "vid_ft.py"), "--config",
-           str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path", str(base), "--data_dir",
-           str(prepared), "--output_dir", str(adapter), "--save_strategy", "no",
-           "--num_train_epochs", "1"]  # fmt: skip
-    result = subprocess.run(cmd, env=_env(prepared), capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {
-        "prepared": prepared,
-        "base": base,
-        "adapter": adapter,
-        "base_out": _evaluate(base, root / "out_base", prepared),
-        "adapter_out": _evaluate(adapter, root / "out_adapter", prepared),
-    }
+def runs(evaluated):
+    return evaluated
 
 
 @pytest.fixture
@@ -84,18 +50,25 @@ def test_real_submissions_are_recomputed_and_ranked(runs, store, tmp_path):
     for row in base_rows:
         log = next(runs["base_out"].rglob(f"*_samples_{row['task']}.jsonl"))
         items = read_samples(log)
-        expected = classification_metrics([i["gold"] for i in items], [i["pred"] for i in items])
+        golds, preds = np.array([i["gold"] for i in items]), np.array([i["pred"] for i in items])
+        expected = classification_metrics(golds, preds)
         assert {k: row[k] for k in expected} == pytest.approx(expected)
-        assert row["macro_f1_low"] <= row["macro_f1"] <= row["macro_f1_high"] or row["macro_f1_low"] == 0
+        assert (row["macro_f1_low"], row["macro_f1_high"]) == pytest.approx(macro_f1_ci(golds, preds))
+        assert row["macro_f1_low"] <= row["macro_f1"] <= row["macro_f1_high"]
+    base_name = runs["base"].name
     subs = {s.name: s for s in store.submissions()}
-    assert subs["tiny_lnv"].strategy == "no_ft" and subs["lnv-vid-ft"].strategy == "vid_ft"
-    ranking = {t.title: t for t in views.ranking(store)}["Ranking on m2v_mhc"]
-    ft = next(r for r in ranking.rows if r[0] == "lnv-vid-ft")
-    assert ft[2] == "Vid-FT" and (ft[-1] is None or 0.0 <= ft[-1] <= 1.0)
-    auroc = {t.title: t for t in views.ranking(store)}["Ranking on m2v_mhc_score"].rows[0][9]
-    assert auroc is None or 0.0 <= auroc <= 1.0
-    table = views.substitution(store)
-    assert any(r[3] == "submitted: lnv-vid-ft" and r[1] == "Vid-FT" for r in table.rows)
+    assert subs[base_name].strategy == "no_ft" and subs["lnv-vid-ft"].strategy == "vid_ft"
+    rankings = {t.title: t for t in views.ranking(store)}
+    ranks = rankings["Ranking on m2v_mhc"].frame.set_index("Submission")
+    p = views.mcnemar_p(store.predictions("lnv-vid-ft", "m2v_mhc"), store.predictions(base_name, "m2v_mhc"))
+    assert ranks.loc["lnv-vid-ft", "Strategy"] == "Vid-FT" and p is not None
+    assert ranks.loc["lnv-vid-ft", "McNemar p vs No-FT"] == pytest.approx(p)
+    score_items = read_samples(next(runs["base_out"].rglob("*_samples_m2v_mhc_score.jsonl")))
+    expected_auroc = auroc([i["gold"] for i in score_items], [i["score"] for i in score_items])
+    scores = rankings["Ranking on m2v_mhc_score"].frame.set_index("Submission")
+    assert scores.loc[base_name, "AUROC"] == pytest.approx(expected_auroc)
+    table = views.substitution(store).frame.set_index("Source")
+    assert table.loc["submitted: lnv-vid-ft", "Strategy"] == "Vid-FT"
 
 
 @pytest.fixture
@@ -211,14 +184,49 @@ def test_published_rows_reproduce_the_papers_tables():
         positives = row.confusion["tp"] + row.confusion["fn"]
         assert positives == {"MHC": 67, "HateMM": 96}[row.target]
     sub = views.substitution(Store(":memory:"))
-    assert len(sub.rows) == 14  # 2 models x (No-FT, Vid-FT x2 targets, OM/RM-FT x FHM/MAMI)
-    assert sub.headers[4:] == [f"{t} {m}" for t in ("MHC", "HateMM") for m in ("Acc", "M-F1", "F1", "R", "P")]
+    assert len(sub.frame) == 14  # 2 models x (No-FT, Vid-FT x2 targets, OM/RM-FT x FHM/MAMI)
+    assert list(sub.frame.columns[4:]) == [
+        f"{t} {m}" for t in ("MHC", "HateMM") for m in ("Acc", "M-F1", "F1", "R", "P")
+    ]
 
 
 def test_tables_render_in_three_formats():
     table = views.augmentation(Store(":memory:"))
     markdown, csv_text, latex = (views.render(table, s) for s in ("markdown", "csv", "latex"))
-    assert "**0.820**" in markdown and "Vid+RM-FT" in csv_text and "\\begin{array}" in latex
+    assert "**0.820**" in markdown and "Vid+RM-FT" in csv_text and "\\begin{tabular}" in latex
+    assert "0.820" in latex and "Vid+RM-FT" in latex
+
+
+HOSTILE = {
+    "Model": "a|b *c* <script>alert(1)</script> [l](http://x) `code` ~~s~~ &amp;",
+    "Strategy": '=HYPERLINK("http://x")',
+    "Fine-tune data": "|}\\input{/etc/passwd}\\def\\x{1}$x$%",
+    "Source": "@SUM(A1)",
+    "MHC Acc": 0.5,
+}
+
+
+def test_no_output_format_carries_live_markup():
+    import pandas as pd
+    from m2v_bench.leaderboard.site import page, table_context
+
+    table = views.Table("Title | <b>x</b>", pd.DataFrame([HOSTILE, {**HOSTILE, "Strategy": "+1", "Source": "-1"}]))
+    markdown = views.render(table, "markdown")
+    rows = [line for line in markdown.splitlines() if line.startswith("| a")]
+    assert len(rows) == 2 and all(line.count(" | ") == 4 for line in rows)  # five cells: no pipe broke out
+    assert "<script>" not in markdown and "\\<script\\>" in markdown and "\\[l\\]" in markdown
+    assert "\\*c\\*" in markdown and "\\`code\\`" in markdown and "&amp;amp;" in markdown
+    import csv
+    import io
+
+    cells = [c for row in csv.reader(io.StringIO(views.render(table, "csv"))) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")], cells
+    latex = views.render(table, "latex")
+    assert "\\input" not in latex and "\\def" not in latex and "\\textbackslash input\\{" in latex
+    assert "\\$x\\$\\%" in latex
+    html_page = page("t", tables=[table_context(table, "t")])
+    assert "<script>alert" not in html_page and "&lt;script&gt;alert(1)&lt;/script&gt;" in html_page
+    assert "<b>x</b>" not in html_page
 
 
 def test_cli_rejects_a_bad_name_in_one_line(runs, tmp_path, capsys):

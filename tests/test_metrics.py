@@ -40,7 +40,7 @@ def test_hand_computed_example():
 
 def test_all_invalid_scores_zero_everywhere():
     m = classification_metrics([0, 1, 1], [-1, -1, -1])
-    assert m == {**dict.fromkeys(METRICS, 0.0), "invalid_rate": 1.0}
+    assert m == {**dict.fromkeys(set(METRICS) - {"macro_f1_strict"}, 0.0), "invalid_rate": 1.0}
     assert m == pytest.approx(sklearn_reference([0, 1, 1], [-1, -1, -1]))
 
 
@@ -63,3 +63,12 @@ def test_bad_input_is_rejected():
 def test_auroc():
     assert auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
     assert math.isnan(auroc([1, 1], [0.2, 0.3]))
+
+
+def test_strict_macro_f1_counts_an_invalid_answer_as_the_wrong_label():
+    from m2v_bench.metrics import strict_macro_f1
+
+    golds, preds = [1, 1, 0, 0], [1, -1, 0, -1]
+    assert strict_macro_f1(golds, preds) == pytest.approx(classification_metrics(golds, [1, 0, 0, 1])["macro_f1"])
+    assert strict_macro_f1(golds, preds) < classification_metrics(golds, preds)["macro_f1"]
+    assert strict_macro_f1(golds, [1, 1, 0, 0]) == 1.0

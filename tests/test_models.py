@@ -23,12 +23,6 @@ FAMILY_NAMES = list(FAMILIES)
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
-
-
-@pytest.fixture(scope="session")
 def adapters(tiny_models, tmp_path_factory):
     """A LoRA per family with random (non-zero) B matrices, so it really changes the model."""
     from peft import LoraConfig, get_peft_model
@@ -169,11 +163,7 @@ def test_loglikelihood_scores_the_answer(tiny_models):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
-    from m2v_bench.sample_data import prepare_sample_data
-
-    prepared = tmp_path / "prepared"
-    prepare_sample_data(sample_raw[0], prepared)
+def test_lmms_eval_cli_with_m2v_model(tiny_models, prepared, tmp_path, name):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "M2V_DATA_DIR": str(prepared)}
     out = tmp_path / "out"
     result = subprocess.run(
@@ -193,13 +183,9 @@ def test_lmms_eval_cli_with_m2v_model(tiny_models, sample_raw, tmp_path, name):
 
 
 @pytest.mark.slow
-def test_readme_built_in_wrapper_command_runs(tiny_models, sample_raw, tmp_path):
+def test_readme_built_in_wrapper_command_runs(tiny_models, prepared, tmp_path):
     """README's `llama_vision` line, on the tiny Mllama: it needs device_map in model_args under transformers 5, and
     lmms-eval writes `<output_path>/<sanitised pretrained>/<date>_results.json`."""
-    from m2v_bench.sample_data import prepare_sample_data
-
-    prepared = tmp_path / "prepared"
-    prepare_sample_data(sample_raw[0], prepared)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "M2V_DATA_DIR": str(prepared)}
     pretrained = tiny_models["mllama"]
     result = subprocess.run(

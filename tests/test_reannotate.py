@@ -232,11 +232,8 @@ def test_vote_refuses_unresolved_conflicts_unless_partial(small, capsys):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from m2v_bench.models.families import FAMILIES
-
-    root = tmp_path_factory.mktemp("tiny")
-    return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
+def tiny(tiny_models):
+    return tiny_models
 
 
 def _predict_cmd(model: Path, memes: Path, out: Path) -> list[str]:

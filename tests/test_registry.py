@@ -16,6 +16,7 @@ from PIL import Image
 
 from m2v_bench import registry
 from m2v_bench.datasets import DATASETS, DatasetSpec, PrepareResult, prepare, write_prepared
+from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION
 from m2v_bench.metrics import METRICS, SCORE_METRICS
 from m2v_bench.models.generation import MAX_NEW_TOKENS
 
@@ -56,6 +57,8 @@ def test_templates_report_the_metric_modules_metrics_and_the_token_limit():
     assert tuple(m["metric"] for m in default["metric_list"]) == METRICS
     assert tuple(m["metric"] for m in score["metric_list"]) == SCORE_METRICS
     assert default["generation_kwargs"]["max_new_tokens"] == MAX_NEW_TOKENS
+    assert default["metadata"]["prompt_version"] == PROMPT_VERSION
+    assert default["metadata"]["parser_version"] == PARSER_VERSION
     assert registry.task_metrics("m2v_mhc") == METRICS and registry.task_metrics("m2v_fhm_score") == SCORE_METRICS
 
 
@@ -110,13 +113,12 @@ def toy_registered():
 
 @pytest.mark.slow
 def test_a_fifth_dataset_needs_only_its_registry_entry_preparer_and_task_yaml(
-    toy_registered, tmp_path, monkeypatch, capsys
+    toy_registered, tiny_models, tmp_path, monkeypatch
 ):
     from m2v_bench.leaderboard.store import Store
     from m2v_bench.leaderboard.submit import submit
 
     from m2v_bench.cli import main
-    from m2v_bench.models.families import FAMILIES
 
     # the raw release
     raw = tmp_path / "raw"
@@ -161,7 +163,7 @@ def test_a_fifth_dataset_needs_only_its_registry_entry_preparer_and_task_yaml(
     assert json.loads(results.read_text())["results"]["m2v_toy"]["invalid_rate,none"] == 1.0  # dummy answers "A"
 
     # leaderboard submit: the base model's No-FT row on the new dataset
-    checkpoint = FAMILIES["mllama"].build_tiny(tmp_path / "tiny")
+    checkpoint = tiny_models["mllama"]
     store = Store(tmp_path / "lb.sqlite")
     try:
         (row,) = submit(store, str(checkpoint), out, data, name="toy-no-ft")

@@ -12,9 +12,9 @@ import pytest
 from m2v_bench.tasks import TASKS_DIR
 
 from m2v_bench.data_dir import DATA_DIR_ENV
-from m2v_bench.labels import PROMPT_VERSION, Answer
+from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, Answer
 from m2v_bench.manifest import read_manifest
-from m2v_bench.sample_data import prepare_sample_data
+from m2v_bench.metrics import METRICS, SCORE_METRICS
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "prompts.json"
 TASKS = ["m2v_mhc", "m2v_hatemm", "m2v_fhm", "m2v_mami"]
@@ -28,14 +28,6 @@ VARIANTS = [
 ]
 SCORE = ["m2v_mhc_score", "m2v_hatemm_score", "m2v_fhm_score", "m2v_mami_score"]
 GROUPS = {"m2v_video": TASKS[:2], "m2v_memes": TASKS[2:], "m2v": TASKS}
-METRICS = ["accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate"]
-
-
-@pytest.fixture(scope="session")
-def prepared(sample_raw, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    prepare_sample_data(sample_raw[0], out)
-    return out
 
 
 @pytest.fixture
@@ -151,7 +143,8 @@ def test_score_variant_predicts_the_likelier_answer():
     doc = {"id": "m1", "label": 0, "label_space": "misogynous", "test_sha256": "abc"}
     assert config["doc_to_choice"](doc) == ["non-misogynous", "misogynous"]
     out = config["process_results"](doc, ["(-1.5, True)", "(-4.0, False)"])  # lmms-eval hands over strings
-    assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5, "test_sha256": "abc"}
+    assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5, "test_sha256": "abc",
+                            "prompt_version": PROMPT_VERSION}  # fmt: skip
     items = [out["auroc"], config["process_results"]({**doc, "label": 1}, [(-3.0, False), (-1.0, True)])["auroc"]]
     assert config["metric_list"][-1]["aggregation"](items) == 1.0
 
@@ -164,7 +157,8 @@ def test_process_results_keeps_everything_needed_to_recompute():
     out = config["process_results"](doc, ["Non-hateful."])
     assert set(out) == set(METRICS)
     assert out["macro_f1"] == {"id": "v7", "gold": 1, "pred": int(Answer.NEGATIVE), "response": "Non-hateful.",
-                               "test_sha256": "abc"}  # fmt: skip
+                               "test_sha256": "abc", "prompt_version": PROMPT_VERSION,
+                               "parser_version": PARSER_VERSION}  # fmt: skip
     items = [out["accuracy"], config["process_results"]({**doc, "id": "v8"}, ["hateful"])["accuracy"]]
     assert config["metric_list"][0]["aggregation"](items) == 0.5
 
@@ -211,9 +205,7 @@ def test_lmms_eval_cli_dummy_model_all_tasks_and_groups(prepared, tmp_path):
         assert values["invalid_rate,none"] == 1.0  # the dummy model answers "A"
     assert "macro_f1,none" in results["groups"]["m2v"]
     for name in SCORE:
-        assert {f"{m},none" for m in ["accuracy", "macro_f1", "f1", "precision", "recall", "auroc"]} <= set(
-            results["results"][name]
-        )
+        assert {f"{m},none" for m in SCORE_METRICS} <= set(results["results"][name])
     samples = list((tmp_path / "all").rglob("*_samples_m2v_mhc.jsonl"))
     assert samples, "no per-sample log"
     lines = [json.loads(line) for line in samples[0].read_text().splitlines()]

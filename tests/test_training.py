@@ -40,9 +40,8 @@ def data(sample_raw, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
+def tiny(tiny_models):
+    return tiny_models
 
 
 def test_strategies_mix_the_right_data(data):

@@ -1,2 +1,2 @@
-"""LoRA SFT of the supported VLM families with TRL (installed as ``m2v_bench.trainers``). Lands with the
-training issue (#7); the recipes in ``recipes/`` call into it."""
+"""LoRA SFT of the registered VLM families with TRL (installed as ``m2v_bench.trainers``); the recipes in
+``recipes/`` call into it."""

@@ -6,11 +6,11 @@ reported, not guessed."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from m2v_bench.datasets.common import DatasetSpec, PrepareResult, TableRow, count_missing_media, media_or_none
 from m2v_bench.errors import PrepareError
+from m2v_bench.jsonl import read_jsonl
 
 # split -> the files that may hold it, in order of preference (phase 2 first, then phase 1)
 SPLIT_FILES = {
@@ -37,26 +37,6 @@ def _check_images_unpacked(data_dir: Path) -> None:
         raise PrepareError(f"{packed}: the FHM images are still packed; unpack them first ({command}), then rerun")
 
 
-def _read_lines(path: Path) -> list[tuple[str, dict]]:
-    lines = []
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise PrepareError(f"{where}: not valid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise PrepareError(f"{where}: expected a JSON object with id, img, text and label")
-                lines.append((where, obj))
-    except UnicodeDecodeError as exc:
-        raise PrepareError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return lines
-
-
 def prepare(spec: DatasetSpec, root: Path, table: list[TableRow] | None, table_name: str) -> PrepareResult:
     if table is not None:
         raise PrepareError("FHM comes with its own splits; --table is only for MHC and HateMM")
@@ -71,7 +51,7 @@ def prepare(spec: DatasetSpec, root: Path, table: list[TableRow] | None, table_n
         path = present[0]
         for other in present[1:]:
             result.warnings.append(f"{other} not used: {path.name} holds the {split} split")
-        lines = _read_lines(path)
+        lines = read_jsonl(path, PrepareError, "FHM line (id, img, text, label)")
         if split == "test" and lines and all("label" not in obj for _, obj in lines):
             result.warnings.append(
                 f"{path} has no labels (the phase-1 test file): no FHM test split is prepared; "

@@ -9,13 +9,16 @@ Videos given by a task as a file path become the family's view (Mllama: the pape
 
 from __future__ import annotations
 
+import logging
+
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
-from loguru import logger
 from tqdm import tqdm
 
 from m2v_bench.models.generation import Generator, generation_settings
 from m2v_bench.models.loading import load
+
+logger = logging.getLogger(__name__)
 
 
 def _flag(value) -> bool:
@@ -55,7 +58,7 @@ class M2V(lmms):
         if loaded.provenance:
             # lmms-eval 0.7 has no hook to add model details to results["config"]; model_args there names the
             # checkpoint, whose m2v_provenance.json the leaderboard reads.
-            logger.info(f"m2v checkpoint provenance: {loaded.provenance}")
+            logger.info("m2v checkpoint provenance: %s", loaded.provenance)
         self.generator = Generator(loaded, frames, keyframe_threshold, frame_cache, batch_size)
         self.batch_size_per_gpu = int(batch_size)
         self._rank, self._world_size = 0, 1

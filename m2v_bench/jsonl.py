@@ -1,0 +1,67 @@
+"""The one JSONL reader and writer of m2v-bench: manifests, predictions, human labels, lmms-eval's per-sample logs
+and FHM's release files all go through here, so every one reports a bad file the same way (file:line and why).
+
+Writing is atomic (a temporary file, then ``os.replace``): a reader never sees half a file, and a failed write
+leaves the old file as it was. :func:`append_jsonl` is for logs that grow while a run goes (resumable predictions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import jsonlines
+
+from m2v_bench.errors import M2VError
+
+
+def read_jsonl(
+    path: str | os.PathLike[str], error: type[M2VError] = M2VError, what: str = "record"
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(file:line, object)`` for every non-blank line. A missing file, bytes that are not UTF-8, a line that is not
+    JSON or not an object raise ``error`` naming the file (and line); ``what`` names the expected record."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    rows = []
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise error(f"{where}: not valid JSON ({exc.msg}); expected a {what}") from None
+                if not isinstance(obj, dict):
+                    raise error(f"{where}: expected a {what} (a JSON object), got {type(obj).__name__}")
+                rows.append((where, obj))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return rows
+
+
+def write_jsonl(path: str | os.PathLike[str], objects: Iterable[dict[str, Any]], sort_keys: bool = False) -> int:
+    """Write objects as JSONL, atomically; returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    try:
+        with jsonlines.open(tmp, mode="w", compact=True, sort_keys=sort_keys) as writer:
+            for obj in objects:
+                writer.write(obj)
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
+
+
+def append_jsonl(fh: IO[str], obj: dict[str, Any]) -> None:
+    """One line onto an open log (flush and fsync are the caller's, once per batch)."""
+    fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
