@@ -58,7 +58,7 @@ $(VENV)/.lock-$(LOCK_HASH): $(LOCK) | $(UV_BIN)
 	@echo "creating $(VENV) from $(LOCK) (first time, or the lock changed)"
 	rm -rf $(VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python --require-hashes $(LOCK)
 	$(BIN)/python .ci/check_lock.py $(LOCK)
 	touch $@
 	@# download caches of older locks go (the venvs made from them keep their hard-linked files)
@@ -84,7 +84,7 @@ canary lowest: | $(UV_BIN)
 		$(if $(filter lowest,$@),--resolution lowest-direct) -o $(SCRATCH)/$@/requirements.txt
 	$(PYTHON) .ci/check_lock.py $(LOCK) --diff $(SCRATCH)/$@/requirements.txt
 	$(UV) venv --quiet --python $(PYTHON) $(SCRATCH)/$@/venv
-	$(UV) pip sync --quiet --python $(SCRATCH)/$@/venv/bin/python $(SCRATCH)/$@/requirements.txt
+	$(UV) pip sync --quiet --compile-bytecode --python $(SCRATCH)/$@/venv/bin/python $(SCRATCH)/$@/requirements.txt
 	$(UV) pip install --quiet --python $(SCRATCH)/$@/venv/bin/python --no-deps --no-build-isolation . && rm -rf build
 	cd $(SCRATCH)/$@ && venv/bin/python -m pytest -p no:cacheprovider -m smoke $(CURDIR)/tests
 

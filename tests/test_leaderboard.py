@@ -263,3 +263,15 @@ def test_site_in_headless_chromium(runs, store, tmp_path):
     assert "submitted: lnv-vid-ft" in body and "LLaVA-NeXT-Video-7B" in body
     assert shot.stat().st_size > 10_000
     assert np.asarray(Image.open(shot)).std() > 10  # not a blank page
+
+
+def test_site_builds_from_the_published_rows_alone(tmp_path):
+    """Every page renders (the templates are strict about missing values) before anything is submitted."""
+    pages = build(Store(":memory:"), tmp_path / "site")
+    assert sorted(p.name for p in pages) == ["augmentation.html", "index.html", "ranking.html", "substitution.html"]
+    substitution_page = (tmp_path / "site" / "substitution.html").read_text()
+    assert (
+        substitution_page.count('<tr class="published">') == 14
+        and "No submission yet." in (tmp_path / "site" / "ranking.html").read_text()
+    )
+    assert (tmp_path / "site" / "substitution.csv").read_text().startswith("Model,Strategy,Fine-tune data,Source")
