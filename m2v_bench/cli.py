@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -29,12 +30,16 @@ def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from m2v_bench.data_dir import DATA_DIR_ENV, SAMPLE, data_dir
     from m2v_bench.datasets import prepare, write_prepared
 
+    if args.out is None and os.environ.get(DATA_DIR_ENV) == SAMPLE:
+        raise M2VError(f"{DATA_DIR_ENV}={SAMPLE} names the bundled sample data; give --out DIR to prepare elsewhere")
+    out = args.out or data_dir()
     result = prepare(args.dataset, args.root, fmt=args.format, table=args.table, media_root=args.media_root)
     if not result.records:
         raise M2VError(f"{args.root}: no {args.dataset} samples found; check --root and --format")
-    paths = write_prepared(result, args.out, args.dataset)
+    paths = write_prepared(result, out, args.dataset)
     _print_prepare(args.dataset, result, paths)
     return 0
 
@@ -354,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--root", type=Path, required=True, help="the raw dataset folder (or the paper's CSV file)")
-        p.add_argument("--out", type=Path, required=True, help="folder for the prepared manifests")
+        p.add_argument(
+            "--out", type=Path, default=None,
+            help="folder for the prepared manifests (default: $M2V_DATA_DIR, else ~/.local/share/m2v-bench, where "
+            "the lmms-eval tasks read)",
+        )  # fmt: skip
         p.add_argument(
             "--format",
             choices=FORMATS,

@@ -1,33 +1,54 @@
-"""Where the lmms-eval tasks (and anything else that evaluates) find prepared manifests.
+"""Where the lmms-eval tasks (and anything else that evaluates) find prepared manifests, and which test set they are.
 
-``M2V_DATA_DIR`` names a prepared folder (``<dir>/<dataset>/<split>.jsonl``, as ``m2v-bench prepare --out <dir>``
-writes it). Unset, the bundled synthetic sample data is used (made on first use, see
-:func:`m2v_bench.sample_data.default_prepared_dir`), so a fresh install evaluates at once.
+- ``M2V_DATA_DIR=DIR``: a prepared folder (``<DIR>/<dataset>/<split>.jsonl``, as ``m2v-bench prepare --out DIR``
+  writes it).
+- ``M2V_DATA_DIR=sample``: the bundled synthetic sample data (made on first use, see
+  :func:`m2v_bench.sample_data.default_prepared_dir`). Only when asked for: its numbers mean nothing for a real model.
+- unset: the default data location, ``$XDG_DATA_HOME/m2v-bench`` (``~/.local/share/m2v-bench``), which is also where
+  ``m2v-bench prepare`` writes when ``--out`` is not given. A dataset not prepared there is an error that names the
+  ``m2v-bench prepare`` command; nothing falls back to synthetic data.
+
+Every evaluated sample carries its test set's identity (:func:`test_set_name`): ``paper`` when the test split is
+exactly the paper's (content hash of the bundled split table), ``sample`` for the synthetic sample data, ``custom``
+otherwise.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from pathlib import Path
 
 from m2v_bench.errors import ManifestError
 
 DATA_DIR_ENV = "M2V_DATA_DIR"
+SAMPLE = "sample"
+SAMPLE_MARKER = "M2V_SAMPLE_DATA"
+"""A file at the root of generated sample data; `prepare` records that the data are synthetic."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base).expanduser() / "m2v-bench"
 
 
 def data_dir() -> Path:
     value = os.environ.get(DATA_DIR_ENV)
+    if value == SAMPLE:
+        from m2v_bench.sample_data import default_prepared_dir
+
+        return default_prepared_dir()
     if value:
         path = Path(value).expanduser()
         if not path.is_dir():
             raise ManifestError(
                 f"{DATA_DIR_ENV}={value} is not a folder; prepare data into it with "
-                f"`m2v-bench prepare <dataset> --root RAW --out {value}`, or unset it to use the sample data"
+                f"`m2v-bench prepare <dataset> --root RAW --out {value}`, or set {DATA_DIR_ENV}={SAMPLE} for the "
+                "bundled synthetic sample data"
             )
         return path
-    from m2v_bench.sample_data import default_prepared_dir
-
-    return default_prepared_dir()
+    return default_data_dir()
 
 
 def manifest_path(dataset: str, split: str = "test") -> Path:
@@ -35,8 +56,39 @@ def manifest_path(dataset: str, split: str = "test") -> Path:
     folder = data_dir()
     path = folder / dataset / f"{split}.jsonl"
     if not path.is_file():
+        out = "" if folder == default_data_dir() and not os.environ.get(DATA_DIR_ENV) else f" --out {folder}"
         raise ManifestError(
-            f"{path} does not exist; make it with `m2v-bench prepare {dataset} --root RAW --out {folder}` "
-            f"(RAW = the {dataset} release), or point {DATA_DIR_ENV} at a folder that has it"
+            f"{path} does not exist; make it with `m2v-bench prepare {dataset} --root RAW{out}` (RAW = the {dataset} "
+            f"release), or set {DATA_DIR_ENV} to a prepared folder ({DATA_DIR_ENV}={SAMPLE}: synthetic sample data)"
         )
     return path
+
+
+@functools.cache
+def paper_test_hash(dataset: str) -> str | None:
+    """The content hash of the paper's test split of a dataset, from the bundled split table (None: no table)."""
+    from m2v_bench.datasets import DATASETS, bundled_paper_table
+    from m2v_bench.manifest import Record, split_hash
+
+    spec = DATASETS.get(dataset)
+    if spec is None or not spec.has_paper_table:
+        return None
+    rows = [r for r in bundled_paper_table(dataset) if r.split == "test"]
+    records = [
+        Record(id=r.id, dataset=dataset, split="test", modality=spec.modality, text=r.text, label=r.label,
+               label_space=spec.label_space_name, source=dataset)
+        for r in rows
+    ]  # fmt: skip
+    return split_hash(records)
+
+
+def test_set_name(dataset: str, manifest: Path, test_sha256: str) -> str:
+    """``paper``, ``sample`` or ``custom`` (see the module docstring)."""
+    if test_sha256 == paper_test_hash(dataset):
+        return "paper"
+    report = manifest.parent / "prepare_report.json"
+    try:
+        synthetic = json.loads(report.read_text(encoding="utf-8")).get("synthetic") is True
+    except (OSError, ValueError, AttributeError):
+        synthetic = False
+    return SAMPLE if synthetic else "custom"

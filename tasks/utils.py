@@ -22,7 +22,7 @@ def process_docs(dataset):
     """Replace the task's one-line descriptor (dataset, view) with the docs of that dataset's test manifest."""
     import datasets
 
-    from m2v_bench.data_dir import manifest_path
+    from m2v_bench.data_dir import manifest_path, test_set_name
 
     if len(dataset) != 1:
         raise M2VError(f"an m2v task descriptor holds one line, this one {len(dataset)}")
@@ -32,6 +32,7 @@ def process_docs(dataset):
     path = manifest_path(name, "test")
     records = read_manifest(path)
     test_sha256 = split_hash(records)
+    test_set = test_set_name(name, path, test_sha256)
     rows = []
     for record in with_absolute_media(records, path.parent):
         rows.append(
@@ -45,6 +46,7 @@ def process_docs(dataset):
                 "media": record.media,
                 "view": view,
                 "test_sha256": test_sha256,
+                "test_set": test_set,
             }
         )
     if not rows:
@@ -91,7 +93,7 @@ def process_results(doc, results):
     response = results[0] if results else ""
     prediction = get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
-            "test_sha256": doc["test_sha256"], "prompt_version": PROMPT_VERSION,
+            "test_sha256": doc["test_sha256"], "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION,
             "parser_version": PARSER_VERSION}  # fmt: skip
     return dict.fromkeys(METRICS, item)
 
@@ -107,7 +109,8 @@ def process_results_score(doc, results):
     filters hand them over as their string form)."""
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative,
-            "test_sha256": doc["test_sha256"], "prompt_version": PROMPT_VERSION}  # fmt: skip
+            "test_sha256": doc["test_sha256"], "test_set": doc["test_set"],
+            "prompt_version": PROMPT_VERSION}  # fmt: skip
     return dict.fromkeys(SCORE_METRICS, item)
 
 

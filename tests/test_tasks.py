@@ -140,11 +140,11 @@ def test_score_variant_predicts_the_likelier_answer():
     from lmms_eval.utils import load_yaml_config
 
     config = load_yaml_config(str(TASKS_DIR / "m2v_mami_score.yaml"))
-    doc = {"id": "m1", "label": 0, "label_space": "misogynous", "test_sha256": "abc"}
+    doc = {"id": "m1", "label": 0, "label_space": "misogynous", "test_sha256": "abc", "test_set": "custom"}
     assert config["doc_to_choice"](doc) == ["non-misogynous", "misogynous"]
     out = config["process_results"](doc, ["(-1.5, True)", "(-4.0, False)"])  # lmms-eval hands over strings
     assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5, "test_sha256": "abc",
-                            "prompt_version": PROMPT_VERSION}  # fmt: skip
+                            "test_set": "custom", "prompt_version": PROMPT_VERSION}  # fmt: skip
     items = [out["auroc"], config["process_results"]({**doc, "label": 1}, [(-3.0, False), (-1.0, True)])["auroc"]]
     assert config["metric_list"][-1]["aggregation"](items) == 1.0
 
@@ -153,11 +153,11 @@ def test_process_results_keeps_everything_needed_to_recompute():
     from lmms_eval.utils import load_yaml_config
 
     config = load_yaml_config(str(TASKS_DIR / "m2v_hatemm.yaml"))
-    doc = {"id": "v7", "label": 1, "label_space": "hateful", "test_sha256": "abc"}
+    doc = {"id": "v7", "label": 1, "label_space": "hateful", "test_sha256": "abc", "test_set": "custom"}
     out = config["process_results"](doc, ["Non-hateful."])
     assert set(out) == set(METRICS)
     assert out["macro_f1"] == {"id": "v7", "gold": 1, "pred": int(Answer.NEGATIVE), "response": "Non-hateful.",
-                               "test_sha256": "abc", "prompt_version": PROMPT_VERSION,
+                               "test_sha256": "abc", "test_set": "custom", "prompt_version": PROMPT_VERSION,
                                "parser_version": PARSER_VERSION}  # fmt: skip
     items = [out["accuracy"], config["process_results"]({**doc, "id": "v8"}, ["hateful"])["accuracy"]]
     assert config["metric_list"][0]["aggregation"](items) == 0.5
@@ -211,6 +211,7 @@ def test_lmms_eval_cli_dummy_model_all_tasks_and_groups(prepared, tmp_path):
     lines = [json.loads(line) for line in samples[0].read_text().splitlines()]
     assert len(lines) == len(read_manifest(prepared / "mhc" / "test.jsonl"))
     assert {"id", "gold", "pred", "response", "test_sha256"} <= set(lines[0]["macro_f1"])
+    assert lines[0]["macro_f1"]["test_set"] == "sample"
     split = run_dummy("m2v_video,m2v_memes", tmp_path / "groups", prepared)
     assert {"m2v_video", "m2v_memes"} <= set(split["groups"])
     assert set(split["results"]) >= set(TASKS)

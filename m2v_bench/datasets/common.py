@@ -29,6 +29,8 @@ class PrepareResult:
     warnings: list[str] = field(default_factory=list)
     excluded: list[dict[str, str]] = field(default_factory=list)
     """Samples of the raw layout that are not in the manifests, each with its id and reason."""
+    synthetic: bool = False
+    """Made from m2v-bench's synthetic sample data (recorded in prepare_report.json; evaluations say `sample`)."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ def write_prepared(result: PrepareResult, out_dir: Path, dataset: str) -> dict[s
         },
         "warnings": result.warnings,
         "excluded": result.excluded,
+        "synthetic": result.synthetic,
     }
     (target / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return paths
