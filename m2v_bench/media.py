@@ -110,7 +110,17 @@ def open_video(path: str | os.PathLike[str]) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise NotAVideo(path, "has no video stream")
+    if _is_image_format(container.format.name):
+        name = container.format.name
+        container.close()
+        kind = name.removesuffix("_pipe")
+        raise NotAVideo(path, f"an image ({kind}), not a video; a meme belongs in an image dataset")
     return container
+
+
+def _is_image_format(demuxer: str) -> bool:
+    """FFmpeg reads a still image as a one-frame "video" through an image demuxer (png_pipe, image2, gif, ...)."""
+    return demuxer.endswith("_pipe") or demuxer in ("image2", "gif", "apng")
 
 
 def probe_video(path: str | os.PathLike[str], deep: bool = False) -> VideoInfo:

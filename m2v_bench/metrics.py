@@ -23,9 +23,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 INVALID = -1
-METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate", "macro_f1_strict")
+METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate", "macro_f1_strict", "media_error_rate")
 """What a generating task reports (``tasks/_default_template_yaml`` lists the same, checked by a test)."""
-SCORE_METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc")
+SCORE_METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc", "media_error_rate")
 """What a ``*_score`` task reports: its predictions are never invalid, and the label scores give AUROC."""
 
 

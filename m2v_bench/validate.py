@@ -101,6 +101,18 @@ def _probe(record: Record, manifest: Path, deep: bool) -> tuple[str, str] | None
     return None
 
 
+def media_problems(
+    records: list[Record], manifest: Path, deep: bool = False, progress: bool = False
+) -> list[tuple[Record, str, str]]:
+    """(record, kind, message) for every record whose media cannot be used, probing in parallel threads (PyAV and
+    Pillow release the GIL while decoding)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = pool.map(lambda record: _probe(record, manifest, deep), records)
+        desc = f"media {manifest.parent.name}"
+        bar = tqdm(results, total=len(records), desc=desc, unit="file", disable=not progress)
+        return [(record, *problem) for record, problem in zip(records, bar, strict=True) if problem is not None]
+
+
 def _known_leak(datasets: set[str], sample_id: str) -> KnownLeak | None:
     specs = [DATASETS[name] for name in datasets if name in DATASETS]
     return next((leak for spec in specs if (leak := spec.known_leak(sample_id))), None)
@@ -185,10 +197,9 @@ def _validate_group(
             )
     if not check_media:
         return
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(lambda item: _probe(item[0], item[1], deep), located)
-        bar = tqdm(results, total=len(located), desc=f"media {folder.name}", unit="file", disable=not progress)
-        for (record, _manifest, where), problem in zip(located, bar, strict=True):
-            if problem is not None:
-                kind, message = problem
-                report.issues.append(Issue(ERROR, kind, where, record.id, message))
+    for manifest in files:
+        entries = [(record, where) for record, m, where in located if m == manifest]
+        problems = media_problems([record for record, _ in entries], manifest, deep, progress)
+        where_of = {id(record): where for record, where in entries}
+        for record, kind, message in problems:
+            report.issues.append(Issue(ERROR, kind, where_of[id(record)], record.id, message))

@@ -1,9 +1,15 @@
 """doc_to_* functions of the m2v tasks. Pure functions of the doc (no work at import); the prompt, the label words,
-the answer parser and the metrics all come from m2v_bench, so every task asks and scores the same way."""
+the answer parser and the metrics all come from m2v_bench, so every task asks and scores the same way.
+
+Bad media are found when the task loads, before any model call: every sample's media is probed (in parallel), and
+any problem stops the task with one error that lists every bad sample. ``M2V_BAD_MEDIA=invalid`` instead scores
+each such sample as an invalid answer: the model sees a blank image, the record says ``media_error``, and the
+``media_error_rate`` metric counts them. Nothing is dropped."""
 
 from __future__ import annotations
 
 import ast
+import os
 
 from PIL import Image
 
@@ -12,9 +18,11 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
-from m2v_bench.metrics import METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
+from m2v_bench.metrics import INVALID, METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
 
 VIEWS = ("video", "keyframe", "image")
+BAD_MEDIA_ENV = "M2V_BAD_MEDIA"
+BAD_MEDIA_POLICIES = ("error", "invalid")
 _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
 
 
@@ -33,6 +41,7 @@ def process_docs(dataset):
     records = read_manifest(path)
     test_sha256 = split_hash(records)
     test_set = test_set_name(name, path, test_sha256)
+    media_errors = _media_errors(records, path)
     rows = []
     for record in with_absolute_media(records, path.parent):
         rows.append(
@@ -47,11 +56,31 @@ def process_docs(dataset):
                 "view": view,
                 "test_sha256": test_sha256,
                 "test_set": test_set,
+                "media_error": media_errors.get(record.id),
             }
         )
     if not rows:
         raise M2VError(f"{path} holds no sample")
     return datasets.Dataset.from_list(rows)
+
+
+def _media_errors(records, path) -> dict[str, str]:
+    """{id: problem} of the samples whose media cannot be used; an error listing them all unless the policy is
+    ``invalid``."""
+    from m2v_bench.validate import media_problems
+
+    policy = os.environ.get(BAD_MEDIA_ENV, "error")
+    if policy not in BAD_MEDIA_POLICIES:
+        raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
+    problems = media_problems(records, path)
+    if problems and policy == "error":
+        listing = "; ".join(f"{record.id} ({kind}): {message}" for record, kind, message in problems)
+        raise M2VError(
+            f"{len(problems)} of {len(records)} samples in {path} have unusable media, found before any model call: "
+            f"{listing}. Fix them (`m2v-bench validate {path.parent}` reports them), or set {BAD_MEDIA_ENV}=invalid "
+            "to score them as invalid answers"
+        )
+    return {record.id: f"{kind}: {message}" for record, kind, message in problems}
 
 
 def _media(doc) -> str:
@@ -66,6 +95,8 @@ def _media(doc) -> str:
 def doc_to_visual(doc):
     """The video path (video view: the model samples frames itself), the keyframe (keyframe view: the paper's
     LLaMA input, 560x560), or the meme image."""
+    if doc.get("media_error"):  # M2V_BAD_MEDIA=invalid: the answer is scored invalid whatever the model says
+        return [Image.new("RGB", (32, 32))]
     if doc["view"] == "video":
         return [_media(doc)]
     if doc["view"] == "keyframe":
@@ -91,10 +122,10 @@ def process_results(doc, results):
     """One record per sample for every metric: id, gold, parsed prediction, raw response and the test set's content
     hash, so the per-sample log alone is enough to verify and recompute the metrics (the leaderboard does)."""
     response = results[0] if results else ""
-    prediction = get_label_space(doc["label_space"]).parse(response)
+    prediction = INVALID if doc.get("media_error") else get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
             "test_sha256": doc["test_sha256"], "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION,
-            "parser_version": PARSER_VERSION}  # fmt: skip
+            "parser_version": PARSER_VERSION, "media_error": doc.get("media_error")}  # fmt: skip
     return dict.fromkeys(METRICS, item)
 
 
@@ -108,9 +139,10 @@ def process_results_score(doc, results):
     """``results`` = (loglikelihood, is_greedy) of the negative and the positive answer (lmms-eval 0.7's response
     filters hand them over as their string form)."""
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
-    item = {"id": doc["id"], "gold": doc["label"], "pred": int(positive > negative), "score": positive - negative,
-            "test_sha256": doc["test_sha256"], "test_set": doc["test_set"],
-            "prompt_version": PROMPT_VERSION}  # fmt: skip
+    pred, score = (INVALID, 0.0) if doc.get("media_error") else (int(positive > negative), positive - negative)
+    item = {"id": doc["id"], "gold": doc["label"], "pred": pred, "score": score, "test_sha256": doc["test_sha256"],
+            "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION,
+            "media_error": doc.get("media_error")}  # fmt: skip
     return dict.fromkeys(SCORE_METRICS, item)
 
 
@@ -144,6 +176,10 @@ def aggregate_recall(items):
 
 def aggregate_invalid_rate(items):
     return _aggregate(items, "invalid_rate")
+
+
+def aggregate_media_error_rate(items):
+    return sum(1 for i in items if i.get("media_error")) / len(items)
 
 
 def aggregate_macro_f1_strict(items):

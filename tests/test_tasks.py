@@ -144,7 +144,7 @@ def test_score_variant_predicts_the_likelier_answer():
     assert config["doc_to_choice"](doc) == ["non-misogynous", "misogynous"]
     out = config["process_results"](doc, ["(-1.5, True)", "(-4.0, False)"])  # lmms-eval hands over strings
     assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5, "test_sha256": "abc",
-                            "test_set": "custom", "prompt_version": PROMPT_VERSION}  # fmt: skip
+                            "test_set": "custom", "prompt_version": PROMPT_VERSION, "media_error": None}  # fmt: skip
     items = [out["auroc"], config["process_results"]({**doc, "label": 1}, [(-3.0, False), (-1.0, True)])["auroc"]]
     assert config["metric_list"][-1]["aggregation"](items) == 1.0
 
@@ -158,7 +158,7 @@ def test_process_results_keeps_everything_needed_to_recompute():
     assert set(out) == set(METRICS)
     assert out["macro_f1"] == {"id": "v7", "gold": 1, "pred": int(Answer.NEGATIVE), "response": "Non-hateful.",
                                "test_sha256": "abc", "test_set": "custom", "prompt_version": PROMPT_VERSION,
-                               "parser_version": PARSER_VERSION}  # fmt: skip
+                               "parser_version": PARSER_VERSION, "media_error": None}  # fmt: skip
     items = [out["accuracy"], config["process_results"]({**doc, "id": "v8"}, ["hateful"])["accuracy"]]
     assert config["metric_list"][0]["aggregation"](items) == 0.5
 
