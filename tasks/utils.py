@@ -42,8 +42,10 @@ def process_docs(dataset):
     test_sha256 = split_hash(records)
     test_set = test_set_name(name, path, test_sha256)
     media_errors = _media_errors(records, path)
+    records = with_absolute_media(records, path.parent)
+    fallbacks = _keyframe_fallbacks(records, media_errors) if view == "keyframe" else {}
     rows = []
-    for record in with_absolute_media(records, path.parent):
+    for record in records:
         rows.append(
             {
                 "id": record.id,
@@ -57,6 +59,7 @@ def process_docs(dataset):
                 "test_sha256": test_sha256,
                 "test_set": test_set,
                 "media_error": media_errors.get(record.id),
+                "keyframe_fallback": fallbacks.get(record.id),
             }
         )
     if not rows:
@@ -81,6 +84,18 @@ def _media_errors(records, path) -> dict[str, str]:
             "to score them as invalid answers"
         )
     return {record.id: f"{kind}: {message}" for record, kind, message in problems}
+
+
+def _keyframe_fallbacks(records, media_errors: dict[str, str]) -> dict[str, bool]:
+    """{id: True when no frame passes the keyframe threshold} for the keyframe view. The scan stops at the first
+    frame that passes (usually the first), so it is cheap except where it matters."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sampler, view = FrameSampler(), FrameView.keyframe()
+    usable = [r for r in records if r.id not in media_errors and r.media]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        flags = pool.map(lambda r: sampler.sample(r.media, view).fallback, usable)
+        return {record.id: flag for record, flag in zip(usable, flags, strict=True)}
 
 
 def _media(doc) -> str:
@@ -125,7 +140,8 @@ def process_results(doc, results):
     prediction = INVALID if doc.get("media_error") else get_label_space(doc["label_space"]).parse(response)
     item = {"id": doc["id"], "gold": doc["label"], "pred": int(prediction), "response": response,
             "test_sha256": doc["test_sha256"], "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION,
-            "parser_version": PARSER_VERSION, "media_error": doc.get("media_error")}  # fmt: skip
+            "parser_version": PARSER_VERSION, "media_error": doc.get("media_error"),
+            "keyframe_fallback": doc.get("keyframe_fallback")}  # fmt: skip
     return dict.fromkeys(METRICS, item)
 
 
@@ -141,8 +157,8 @@ def process_results_score(doc, results):
     (negative, _), (positive, _) = (ast.literal_eval(r) if isinstance(r, str) else r for r in results)
     pred, score = (INVALID, 0.0) if doc.get("media_error") else (int(positive > negative), positive - negative)
     item = {"id": doc["id"], "gold": doc["label"], "pred": pred, "score": score, "test_sha256": doc["test_sha256"],
-            "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION,
-            "media_error": doc.get("media_error")}  # fmt: skip
+            "test_set": doc["test_set"], "prompt_version": PROMPT_VERSION, "media_error": doc.get("media_error"),
+            "keyframe_fallback": doc.get("keyframe_fallback")}  # fmt: skip
     return dict.fromkeys(SCORE_METRICS, item)
 
 

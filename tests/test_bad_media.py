@@ -87,3 +87,23 @@ def test_invalid_policy_scores_every_sample_and_counts_the_bad_ones(broken, tmp_
         marked = {i["id"]: i for i in items if i["media_error"]}
         assert sorted(marked) == sorted(f"bad_{name}" for name in BAD)
         assert all(i["pred"] == -1 for i in marked.values())
+
+
+def test_a_keyframe_fallback_is_recorded_per_sample(prepared, tmp_path, monkeypatch):
+    """A video with no frame above the grey-variance threshold: the keyframe view uses its most varied frame, and
+    the sample's record says so."""
+    import datasets
+    from m2v_bench.tasks.utils import process_docs, process_results
+
+    from m2v_bench.media import write_video
+
+    manifest = prepared / "mhc" / "test.jsonl"
+    records = with_absolute_media(read_manifest(manifest), manifest.parent)
+    dark = write_video(tmp_path / "dark.mp4", [np.full((48, 64, 3), 20 + i, np.uint8) for i in range(8)])
+    records[0] = dataclasses.replace(records[0], id="dark", media=str(dark))
+    write_manifest(tmp_path / "data" / "mhc" / "test.jsonl", records)
+    monkeypatch.setenv("M2V_DATA_DIR", str(tmp_path / "data"))
+    docs = process_docs(datasets.Dataset.from_list([{"dataset": "mhc", "view": "keyframe"}]))
+    flags = {doc["id"]: doc["keyframe_fallback"] for doc in docs}
+    assert flags.pop("dark") is True and set(flags.values()) == {False}
+    assert process_results(docs[0], ["offensive"])["macro_f1"]["keyframe_fallback"] is True

@@ -96,6 +96,8 @@ def test_visuals_per_view(data_dir, manager):
     assert tasks["m2v_mhc"].config.doc_to_visual(video) == [video["media"]]
     keyframe = tasks["m2v_mhc_keyframe"].config.doc_to_visual(tasks["m2v_mhc_keyframe"].test_docs()[0])
     assert [im.size for im in keyframe] == [(560, 560)]
+    assert {d["keyframe_fallback"] for d in tasks["m2v_mhc_keyframe"].test_docs()} == {False}
+    assert {d["keyframe_fallback"] for d in tasks["m2v_mhc"].test_docs()} == {None}
     meme = tasks["m2v_fhm"].config.doc_to_visual(tasks["m2v_fhm"].test_docs()[0])
     assert meme[0].mode == "RGB" and meme[0].size == (128, 128)
 
@@ -144,7 +146,8 @@ def test_score_variant_predicts_the_likelier_answer():
     assert config["doc_to_choice"](doc) == ["non-misogynous", "misogynous"]
     out = config["process_results"](doc, ["(-1.5, True)", "(-4.0, False)"])  # lmms-eval hands over strings
     assert out["auroc"] == {"id": "m1", "gold": 0, "pred": 0, "score": -2.5, "test_sha256": "abc",
-                            "test_set": "custom", "prompt_version": PROMPT_VERSION, "media_error": None}  # fmt: skip
+                            "test_set": "custom", "prompt_version": PROMPT_VERSION, "media_error": None,
+                            "keyframe_fallback": None}  # fmt: skip
     items = [out["auroc"], config["process_results"]({**doc, "label": 1}, [(-3.0, False), (-1.0, True)])["auroc"]]
     assert config["metric_list"][-1]["aggregation"](items) == 1.0
 
@@ -158,7 +161,8 @@ def test_process_results_keeps_everything_needed_to_recompute():
     assert set(out) == set(METRICS)
     assert out["macro_f1"] == {"id": "v7", "gold": 1, "pred": int(Answer.NEGATIVE), "response": "Non-hateful.",
                                "test_sha256": "abc", "test_set": "custom", "prompt_version": PROMPT_VERSION,
-                               "parser_version": PARSER_VERSION, "media_error": None}  # fmt: skip
+                               "parser_version": PARSER_VERSION, "media_error": None,
+                               "keyframe_fallback": None}  # fmt: skip
     items = [out["accuracy"], config["process_results"]({**doc, "id": "v8"}, ["hateful"])["accuracy"]]
     assert config["metric_list"][0]["aggregation"](items) == 0.5
 
