@@ -8,7 +8,7 @@
   ``m2v-bench prepare`` writes when ``--out`` is not given. A dataset not prepared there is an error that names the
   ``m2v-bench prepare`` command; nothing falls back to synthetic data.
 
-Every evaluated sample carries its test set's identity (:func:`test_set_name`): ``paper`` when the test split is
+Every evaluated sample carries its test set's identity (:func:`identify_test_set`): ``paper`` when the test split is
 exactly the paper's (content hash of the bundled split table), ``sample`` for the synthetic sample data, ``custom``
 otherwise.
 """
@@ -82,7 +82,7 @@ def paper_test_hash(dataset: str) -> str | None:
     return split_hash(records)
 
 
-def test_set_name(dataset: str, manifest: Path, test_sha256: str) -> str:
+def identify_test_set(dataset: str, manifest: Path, test_sha256: str) -> str:
     """``paper``, ``sample`` or ``custom`` (see the module docstring)."""
     if test_sha256 == paper_test_hash(dataset):
         return "paper"

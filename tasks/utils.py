@@ -30,7 +30,7 @@ def process_docs(dataset):
     """Replace the task's one-line descriptor (dataset, view) with the docs of that dataset's test manifest."""
     import datasets
 
-    from m2v_bench.data_dir import manifest_path, test_set_name
+    from m2v_bench.data_dir import identify_test_set, manifest_path
 
     if len(dataset) != 1:
         raise M2VError(f"an m2v task descriptor holds one line, this one {len(dataset)}")
@@ -40,7 +40,7 @@ def process_docs(dataset):
     path = manifest_path(name, "test")
     records = read_manifest(path)
     test_sha256 = split_hash(records)
-    test_set = test_set_name(name, path, test_sha256)
+    test_set = identify_test_set(name, path, test_sha256)
     media_errors = _media_errors(records, path)
     records = with_absolute_media(records, path.parent)
     fallbacks = _keyframe_fallbacks(records, media_errors) if view == "keyframe" else {}
@@ -77,7 +77,7 @@ def _media_errors(records, path) -> dict[str, str]:
         raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
     problems = media_problems(records, path)
     if problems and policy == "error":
-        listing = "; ".join(f"{record.id} ({kind}): {message}" for record, kind, message in problems)
+        listing = "; ".join(f"{record.id} ({kind}: {record.media or 'no file'})" for record, kind, _ in problems)
         raise M2VError(
             f"{len(problems)} of {len(records)} samples in {path} have unusable media, found before any model call: "
             f"{listing}. Fix them (`m2v-bench validate {path.parent}` reports them), or set {BAD_MEDIA_ENV}=invalid "

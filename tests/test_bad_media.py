@@ -95,6 +95,7 @@ def test_a_keyframe_fallback_is_recorded_per_sample(prepared, tmp_path, monkeypa
     import datasets
     from m2v_bench.tasks.utils import process_docs, process_results
 
+    from m2v_bench.frames import FrameSampler, FrameView
     from m2v_bench.media import write_video
 
     manifest = prepared / "mhc" / "test.jsonl"
@@ -105,5 +106,7 @@ def test_a_keyframe_fallback_is_recorded_per_sample(prepared, tmp_path, monkeypa
     monkeypatch.setenv("M2V_DATA_DIR", str(tmp_path / "data"))
     docs = process_docs(datasets.Dataset.from_list([{"dataset": "mhc", "view": "keyframe"}]))
     flags = {doc["id"]: doc["keyframe_fallback"] for doc in docs}
-    assert flags.pop("dark") is True and set(flags.values()) == {False}
+    sampler, view = FrameSampler(), FrameView.keyframe()
+    assert flags == {r.id: sampler.sample(r.media, view).fallback for r in records}  # one scan per sample, by id
+    assert flags["dark"] is True and False in flags.values()
     assert process_results(docs[0], ["offensive"])["macro_f1"]["keyframe_fallback"] is True

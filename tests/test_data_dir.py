@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from m2v_bench.cli import main
-from m2v_bench.data_dir import DATA_DIR_ENV, data_dir, default_data_dir, manifest_path, test_set_name
+from m2v_bench.data_dir import DATA_DIR_ENV, data_dir, default_data_dir, identify_test_set, manifest_path
 from m2v_bench.datasets import prepare, write_prepared
 from m2v_bench.errors import ManifestError
 from m2v_bench.manifest import read_manifest, split_hash
@@ -42,18 +42,18 @@ def test_prepare_refuses_to_write_into_the_bundled_sample_data(monkeypatch, samp
     assert "give --out DIR" in capsys.readouterr().err
 
 
-def test_test_set_names(reference_dir, prepared, tmp_path):
+def test_identify_test_sets(reference_dir, prepared, tmp_path):
     result = prepare("mhc", reference_dir / "upstream_dataset" / "mhc.csv", fmt="paper")
     write_prepared(result, tmp_path, "mhc")
     manifest = tmp_path / "mhc" / "test.jsonl"
     records = read_manifest(manifest)
-    assert test_set_name("mhc", manifest, split_hash(records)) == "paper"
+    assert identify_test_set("mhc", manifest, split_hash(records)) == "paper"
     changed = [records[0].__class__(**{**records[0].__dict__, "label": 1 - records[0].label}), *records[1:]]
-    assert test_set_name("mhc", manifest, split_hash(changed)) == "custom"
+    assert identify_test_set("mhc", manifest, split_hash(changed)) == "custom"
     sample = prepared / "mhc" / "test.jsonl"
     assert json.loads((prepared / "mhc" / "prepare_report.json").read_text())["synthetic"] is True
-    assert test_set_name("mhc", sample, split_hash(read_manifest(sample))) == "sample"
-    assert test_set_name("fhm", prepared / "fhm" / "test.jsonl", "0" * 64) == "sample"
+    assert identify_test_set("mhc", sample, split_hash(read_manifest(sample))) == "sample"
+    assert identify_test_set("fhm", prepared / "fhm" / "test.jsonl", "0" * 64) == "sample"
 
 
 def _lmms_eval(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[Path]]:
