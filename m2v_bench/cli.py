@@ -453,7 +453,8 @@ class _ConsoleHandler(logging.StreamHandler):
 
 def configure_logging() -> None:
     """The library logs through ``logging`` (``m2v_bench.*`` loggers) and never prints; the command line shows its
-    INFO messages on stdout as plain lines, warnings and errors on stderr."""
+    INFO messages on stdout as plain lines, warnings and errors on stderr. Records still propagate, so handlers
+    that an embedding program (or pytest) puts on the root logger see them too."""
     root = logging.getLogger("m2v_bench")
     if any(isinstance(h, _ConsoleHandler) for h in root.handlers):
         return
@@ -466,7 +467,6 @@ def configure_logging() -> None:
     root.addHandler(info)
     root.addHandler(warnings)
     root.setLevel(logging.INFO)
-    root.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
