@@ -1,8 +1,8 @@
 # Two entry points for people (README): `make demo` and `make test`. Both create this clone's venv (.venv)
 # on first use, exactly from requirements/lock.txt (every package pinned with its hashes), with a pinned uv
 # bootstrapped from the package index. Downloads are cached outside the clone in
-# ~/.cache/m2v-bench/uv-cache-<hash of the lock>; uv hard-links them into .venv, so a second clone's venv
-# costs seconds. A lock change rebuilds .venv; nothing else does.
+# ~/.cache/m2v-bench/uv-cache-<hash of the lock>; uv hard-links them into .venv and compiles the bytecode, so a
+# second clone's venv takes about half a minute. A lock change rebuilds .venv; nothing else does.
 SHELL := /bin/bash
 PYTHON ?= python3
 M2V_CACHE ?= $(HOME)/.cache/m2v-bench
@@ -92,3 +92,4 @@ bench: install
 	$(BIN)/python bench/frames.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/leaderboard.py
+	$(BIN)/python bench/probe.py
