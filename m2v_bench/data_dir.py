@@ -68,18 +68,13 @@ def manifest_path(dataset: str, split: str = "test") -> Path:
 def paper_test_hash(dataset: str) -> str | None:
     """The content hash of the paper's test split of a dataset, from the bundled split table (None: no table)."""
     from m2v_bench.datasets import DATASETS, bundled_paper_table
-    from m2v_bench.manifest import Record, split_hash
+    from m2v_bench.manifest import split_hash
 
     spec = DATASETS.get(dataset)
     if spec is None or not spec.has_paper_table:
         return None
-    rows = [r for r in bundled_paper_table(dataset) if r.split == "test"]
-    records = [
-        Record(id=r.id, dataset=dataset, split="test", modality=spec.modality, text=r.text, label=r.label,
-               label_space=spec.label_space_name, source=dataset)
-        for r in rows
-    ]  # fmt: skip
-    return split_hash(records)
+    # split_hash reads only (id, label, text), which the table's rows have as they are
+    return split_hash(row for row in bundled_paper_table(dataset) if row.split == "test")
 
 
 def identify_test_set(dataset: str, manifest: Path, test_sha256: str) -> str:
