@@ -28,6 +28,15 @@ SAMPLE_MARKER = "M2V_SAMPLE_DATA"
 """A file at the root of generated sample data; `prepare` records that the data are synthetic."""
 
 
+CACHE_ENV = "M2V_CACHE"
+
+
+def cache_home() -> Path:
+    """Where m2v-bench keeps what it can make again (sample data, media probe results): ``$M2V_CACHE``, else
+    ``~/.cache/m2v-bench``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "m2v-bench").expanduser()
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base).expanduser() / "m2v-bench"

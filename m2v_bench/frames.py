@@ -63,7 +63,8 @@ from m2v_bench.media import (
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "M2V_FRAME_CACHE"
-_CACHE_VERSION = 1
+CACHE_VERSION = 1
+"""Bump when sampling changes what a view gives: cached frames and keyframe scans of older versions are not used."""
 _FINGERPRINT_CHUNK = 256 * 1024
 Backend = Literal["pyav", "decord"]
 
@@ -416,7 +417,7 @@ class FrameSampler:
 
     def _cache_key(self, source: Path, view: FrameView) -> str:
         digest = hashlib.blake2b(digest_size=20)
-        digest.update(f"m2v-frames-v{_CACHE_VERSION}|{view.key()}|".encode())
+        digest.update(f"m2v-frames-v{CACHE_VERSION}|{view.key()}|".encode())
         if source.is_dir():
             for path in frame_files(source):
                 digest.update(f"{path.name}:{path.stat().st_size};".encode())

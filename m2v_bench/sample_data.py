@@ -424,14 +424,13 @@ def prepare_sample_data(raw: Path, out: Path) -> dict:
 
 def default_prepared_dir(cache: Path | None = None) -> Path:
     """The prepared sample data that tasks use with ``M2V_DATA_DIR=sample``, made on first use (seed 0, a few
-    seconds) under ``$M2V_CACHE`` or ``~/.cache/m2v-bench`` and reused after."""
-    import os
-
+    seconds) under :func:`m2v_bench.data_dir.cache_home` and reused after."""
     from filelock import FileLock
 
     from m2v_bench import __version__
+    from m2v_bench.data_dir import cache_home
 
-    cache = cache or Path(os.environ.get("M2V_CACHE", Path.home() / ".cache" / "m2v-bench"))
+    cache = cache or cache_home()
     root = cache / f"sample-data-{__version__}-v{GENERATOR_VERSION}-seed0"
     done = root / "prepared" / ".complete"
     if done.is_file():

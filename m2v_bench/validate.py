@@ -22,6 +22,7 @@ from m2v_bench.errors import M2VError, ManifestError
 from m2v_bench.labels import LABEL_SPACES
 from m2v_bench.manifest import SPLITS, Record, read_manifest
 from m2v_bench.media import MediaError, probe_image, probe_video
+from m2v_bench.stat_cache import FileResultCache
 
 ERROR, WARNING = "error", "warning"
 
@@ -84,8 +85,12 @@ def find_manifests(path: Path) -> dict[Path, list[Path]]:
     return groups
 
 
-def _probe(record: Record, manifest: Path, deep: bool) -> tuple[str, str] | None:
-    """(kind, message) for a media problem, None when the media is fine."""
+PROBE_VERSION = 1
+"""Bump when what a probe checks changes: cached probe results of older versions are then not used."""
+
+
+def _probe_media(record: Record, manifest: Path, deep: bool) -> tuple[str, str] | None:
+    """(kind, message) for a problem of the media file itself, None when it decodes."""
     path = record.media_path(manifest.parent)
     if path is None:
         return "missing-media", "no media file recorded (media is null); add the file and prepare again"
@@ -96,21 +101,34 @@ def _probe(record: Record, manifest: Path, deep: bool) -> tuple[str, str] | None
             probe_image(path)
     except MediaError as exc:
         return exc.reason, str(exc)
-    if record.frames_dir is not None and not Path(manifest.parent, record.frames_dir).is_dir():
-        return "missing-frames", f"frames folder {record.frames_dir} does not exist"
     return None
 
 
 def media_problems(
-    records: list[Record], manifest: Path, deep: bool = False, progress: bool = False
+    records: list[Record], manifest: Path, deep: bool = False, progress: bool = False, cached: bool = False
 ) -> list[tuple[Record, str, str]]:
     """(record, kind, message) for every record whose media cannot be used, probing in parallel threads (PyAV and
-    Pillow release the GIL while decoding)."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        results = pool.map(lambda record: _probe(record, manifest, deep), records)
-        desc = f"media {manifest.parent.name}"
-        bar = tqdm(results, total=len(records), desc=desc, unit="file", disable=not progress)
-        return [(record, *problem) for record, problem in zip(records, bar, strict=True) if problem is not None]
+    Pillow release the GIL while decoding). ``cached=True`` reuses the results of earlier probes of the same,
+    unchanged files (:mod:`m2v_bench.stat_cache`; the lmms-eval tasks probe before every run)."""
+
+    def probe(record: Record) -> tuple[str, str] | None:
+        return _probe_media(record, manifest, deep)
+
+    if cached:
+        cache = FileResultCache(f"media-probe-v{PROBE_VERSION}-{'deep' if deep else 'quick'}", manifest)
+        results = cache.map(probe, records, lambda record: record.media_path(manifest.parent))
+    else:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            desc = f"media {manifest.parent.name}"
+            results = list(tqdm(pool.map(probe, records), total=len(records), desc=desc, unit="file",
+                                disable=not progress))  # fmt: skip
+    problems = []
+    for record, problem in zip(records, results, strict=True):
+        if problem is None and record.frames_dir is not None and not Path(manifest.parent, record.frames_dir).is_dir():
+            problem = ("missing-frames", f"frames folder {record.frames_dir} does not exist")
+        if problem is not None:
+            problems.append((record, *problem))
+    return problems
 
 
 def _known_leak(datasets: set[str], sample_id: str) -> KnownLeak | None:

@@ -9,13 +9,14 @@ each such sample as an invalid answer: the model sees a blank image, the record 
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 
 from PIL import Image
 
 from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
-from m2v_bench.frames import FrameSampler, FrameView
+from m2v_bench.frames import CACHE_VERSION, FrameSampler, FrameView
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
 from m2v_bench.metrics import INVALID, METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
@@ -43,7 +44,7 @@ def process_docs(dataset):
     test_set = identify_test_set(name, path, test_sha256)
     media_errors = _media_errors(records, path)
     records = with_absolute_media(records, path.parent)
-    fallbacks = _keyframe_fallbacks(records, media_errors) if view == "keyframe" else {}
+    fallbacks = _keyframe_fallbacks(records, path, media_errors) if view == "keyframe" else {}
     rows = []
     for record in records:
         rows.append(
@@ -75,7 +76,7 @@ def _media_errors(records, path) -> dict[str, str]:
     policy = os.environ.get(BAD_MEDIA_ENV, "error")
     if policy not in BAD_MEDIA_POLICIES:
         raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
-    problems = media_problems(records, path)
+    problems = media_problems(records, path, cached=True)
     if problems and policy == "error":
         listing = "; ".join(f"{record.id} ({kind}: {record.media or 'no file'})" for record, kind, _ in problems)
         raise M2VError(
@@ -86,16 +87,17 @@ def _media_errors(records, path) -> dict[str, str]:
     return {record.id: f"{kind}: {message}" for record, kind, message in problems}
 
 
-def _keyframe_fallbacks(records, media_errors: dict[str, str]) -> dict[str, bool]:
+def _keyframe_fallbacks(records, path, media_errors: dict[str, str]) -> dict[str, bool]:
     """{id: True when no frame passes the keyframe threshold} for the keyframe view. The scan stops at the first
-    frame that passes (usually the first), so it is cheap except where it matters."""
-    from concurrent.futures import ThreadPoolExecutor
+    frame that passes (usually the first), and unchanged clips reuse earlier scans (:mod:`m2v_bench.stat_cache`)."""
+    from m2v_bench.stat_cache import FileResultCache
 
     sampler, view = FrameSampler(), FrameView.keyframe()
     usable = [r for r in records if r.id not in media_errors and r.media]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        flags = pool.map(lambda r: sampler.sample(r.media, view).fallback, usable)
-        return {record.id: flag for record, flag in zip(usable, flags, strict=True)}
+    namespace = f"keyframe-fallback-v{CACHE_VERSION}-{hashlib.sha256(view.key().encode()).hexdigest()[:12]}"
+    cache = FileResultCache(namespace, path)
+    flags = cache.map(lambda r: sampler.sample(r.media, view).fallback, usable, lambda r: r.media)
+    return {record.id: flag for record, flag in zip(usable, flags, strict=True)}
 
 
 def _media(doc) -> str:
