@@ -100,7 +100,7 @@ def cmd_make_sample_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from m2v_bench.demo import run
 
-    run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs)
+    run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs, families=args.family, targets=args.target)
     return 0
 
 
@@ -405,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_sample_data)
 
     from m2v_bench.models.families import FAMILIES
+    from m2v_bench.registry import video_targets
 
     p = sub.add_parser(
         "make-tiny-model",
@@ -431,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="one family, one target, fewer epochs (about 1.5 minutes on 2 CPUs)"
     )
     p.add_argument("--jobs", type=int, default=None, help="trainings/evaluations at once (default: CPUs, at most 4)")
+    p.add_argument("--family", action="append", choices=list(FAMILIES), help="only this model family (repeatable)")
+    p.add_argument("--target", action="append", choices=video_targets(), help="only this video dataset (repeatable)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,9 +244,21 @@ class Demo:
             store.close()
 
 
-def run(out: Path, quick: bool = False, seed: int = 0, jobs: int | None = None) -> None:
+def run(
+    out: Path,
+    quick: bool = False,
+    seed: int = 0,
+    jobs: int | None = None,
+    families: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
+) -> None:
+    """The demo; ``families`` / ``targets`` narrow the default (or ``quick``) selection."""
     if jobs is not None and jobs < 1:
         raise M2VError(f"--jobs {jobs}: the demo needs at least 1 job at a time")
     config = DemoConfig.quick() if quick else DemoConfig()
-    overrides = {"seed": seed} | ({"jobs": jobs} if jobs is not None else {})
+    overrides: dict = {"seed": seed} | ({"jobs": jobs} if jobs is not None else {})
+    if families:
+        overrides["families"] = tuple(dict.fromkeys(families))
+    if targets:
+        overrides["targets"] = tuple(dict.fromkeys(targets))
     Demo(out, DemoConfig(**{**config.__dict__, **overrides})).run()

@@ -50,37 +50,47 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_quick_end_to_end(tmp_path):
-    """`m2v-bench demo --quick`: every stage of the product on the sample data, tables read back from the database."""
-    result = run("demo", "--quick", "--out", str(tmp_path / "demo"))
+def test_demo_end_to_end_reproduces_the_papers_ordering_in_miniature(tmp_path):
+    """`m2v-bench demo` for one family and target, through every real stage (`make demo` shows both families and
+    both targets; `--quick` is this with 3 epochs): all 8 stages, the tables read back from the database, the site,
+    and the demo's learning criteria: Vid-FT and RM-FT reach macro-F1 >= 0.8 on the synthetic MHC test set, RM-FT
+    beats OM-FT by at least 0.10 (the label shift of the original meme labels), and the untrained model stays
+    <= 0.6."""
+    from m2v_bench.leaderboard.store import Store
+
+    out = tmp_path / "demo"
+    result = run("demo", "--family", "mllama", "--target", "mhc", "--out", str(out))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for number in range(1, 9):
         assert f"[{number}/8]" in result.stdout
     assert "# Substitution (the paper's Table 3)" in result.stdout and "# Augmentation" in result.stdout
     for strategy in ("No-FT", "Vid-FT", "OM-FT", "RM-FT", "Vid+RM-FT"):
         assert f"| {strategy}" in result.stdout
-    assert (tmp_path / "demo" / "site" / "substitution.html").is_file()
-    assert (tmp_path / "demo" / "prepared" / "fhm_aligned_with_mhc" / "train.jsonl").is_file()
-
-
-@pytest.mark.slow
-def test_demo_reproduces_the_papers_ordering_in_miniature(tmp_path):
-    """The demo's learning criteria for one family and target, through every real stage (`make demo` shows both
-    families and both targets): Vid-FT and RM-FT reach macro-F1 >= 0.8 on the synthetic MHC test set, RM-FT beats
-    OM-FT by at least 0.10 (the label shift of the original meme labels), and the untrained model stays <= 0.6."""
-    from m2v_bench.leaderboard.store import Store
-
-    from m2v_bench.demo import Demo, DemoConfig
-
-    Demo(tmp_path / "demo", DemoConfig(families=("mllama",), targets=("mhc",))).run()
-    store = Store(tmp_path / "demo" / "leaderboard.sqlite")
+    assert (out / "site" / "substitution.html").is_file()
+    assert (out / "prepared" / "fhm_aligned_with_mhc" / "train.jsonl").is_file()
+    assert not (out / "prepared" / "fhm_aligned_with_hatemm").exists()  # --target narrowed the run
+    store = Store(out / "leaderboard.sqlite")
     try:
         f1 = {r["name"]: r["macro_f1"] for r in store.results() if r["task"] == "m2v_mhc"}
     finally:
         store.close()
+    assert sorted(f1) == [f"mllama-{s}" for s in ("no_ft", "om_ft-mhc", "rm_ft-mhc", "vid_ft-mhc", "vid_rm_ft-mhc")]
     assert f1["mllama-vid_ft-mhc"] >= 0.8 and f1["mllama-rm_ft-mhc"] >= 0.8, f1
     assert f1["mllama-rm_ft-mhc"] >= f1["mllama-om_ft-mhc"] + 0.10, f1
     assert f1["mllama-no_ft"] <= 0.6, f1
+
+
+def test_quick_demo_is_the_default_narrowed(monkeypatch, tmp_path):
+    """`--quick` is one family, one target, 3 epochs; --family/--target narrow either selection."""
+    from m2v_bench import demo
+
+    seen = []
+    monkeypatch.setattr(demo.Demo, "run", lambda self: seen.append(self.config))
+    assert main_cli(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    assert main_cli(["demo", "--target", "hatemm", "--target", "hatemm", "--out", str(tmp_path)]) == 0
+    quick, narrowed = seen
+    assert (quick.families, quick.targets, quick.epochs) == (("llava_next_video",), ("mhc",), 3)
+    assert (narrowed.families, narrowed.targets, narrowed.epochs) == (("llava_next_video", "mllama"), ("hatemm",), 20)
 
 
 def test_demo_refuses_zero_jobs(tmp_path, capsys):
