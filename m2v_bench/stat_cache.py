@@ -6,7 +6,7 @@ in ``cache_home()/file-results/<namespace>/<hash of the manifest path>.json`` an
 file's identity as the OS reports it: device, inode, size, and the modification and change times in nanoseconds.
 Rewriting, truncating, replacing or touching a file changes at least one of them (the change time cannot be set
 back by a user), so a changed file is always checked again. A cache that cannot be read or written is ignored: it
-only ever saves work.
+only ever saves work. Cache files not written for MAX_AGE_DAYS are deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,8 @@ from m2v_bench.data_dir import cache_home
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
+MAX_AGE_DAYS = 30
+"""Cache files not written for this long (their manifest is gone or no longer evaluated) are deleted."""
 
 
 def file_identity(path: str | os.PathLike[str]) -> list[int] | None:
@@ -80,8 +83,18 @@ class FileResultCache:
                 json.dump({"format": FORMAT, "entries": self._entries}, handle)
             os.replace(handle.name, self.path)
             self._dirty = False
+            self._prune()
         except OSError as exc:
             logger.debug("file-result cache %s not written: %s", self.path, exc)
+
+    def _prune(self) -> None:
+        cutoff = time.time() - MAX_AGE_DAYS * 86400
+        for entry in os.scandir(self.path.parent):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                pass  # another process pruned it first
 
     def map(self, check: Callable[[Any], Any], items: Iterable[Any], path_of: Callable[[Any], Any]) -> list[Any]:
         """``[check(item) for item in items]``, computing (in parallel threads) only the results of the items whose

@@ -92,3 +92,15 @@ def test_cached_media_probe_sees_a_clip_truncated_after_the_first_probe(tmp_path
     clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
     [(bad, kind, _)] = media_problems([record], manifest, cached=True)
     assert bad.id == "v1" and kind == "corrupt-or-truncated"
+
+
+def test_cache_files_of_manifests_not_checked_for_a_month_are_deleted(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("x")
+    old = _cache(tmp_path, "old.jsonl")
+    old.map(Counting(), [path], lambda p: p)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old.path, (month_ago, month_ago))
+    recent = _cache(tmp_path, "recent.jsonl")
+    recent.map(Counting(), [path], lambda p: p)
+    assert recent.path.is_file() and not old.path.exists()
