@@ -23,7 +23,7 @@ import yaml
 from PIL import Image
 
 from m2v_bench.models.families import FAMILIES
-from m2v_bench.models.tiny import REAL_SHAPES, build_real_shape
+from m2v_bench.models.tiny import REAL_SHAPES
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -45,9 +45,8 @@ def recipe(family: str, strategy: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real_shapes")
-    return {name: build_real_shape(name, root / name) for name in FAMILIES}
+def real(real_shapes):
+    return real_shapes
 
 
 def _examples(prepared: Path, strategy: str, count: int) -> list[dict]:
