@@ -368,9 +368,12 @@ def test_merge_is_idempotent_and_refuses_conflicting_parts(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_predict_killed_by_sigkill_resumes_to_the_single_process_output(tiny, sample_raw, tmp_path):
-    """The real launcher: torchrun starts 2 ranks (gloo on CPU); rank 1 is SIGKILLed mid-run (torchrun then stops
-    rank 0), and a second 2-process run resumes. The result is byte for byte the single-process file."""
+@pytest.mark.parametrize("killed", [0, 1])
+def test_two_process_predict_killed_by_sigkill_resumes_to_the_single_process_output(
+    tiny, sample_raw, tmp_path, killed
+):
+    """The real launcher: torchrun starts 2 ranks (gloo on CPU); one is SIGKILLed mid-run (torchrun then stops the
+    other), and a second 2-process run resumes. The result is byte for byte the single-process file."""
     import psutil
 
     from m2v_bench.datasets import prepare, write_prepared
@@ -386,15 +389,15 @@ def test_two_process_predict_killed_by_sigkill_resumes_to_the_single_process_out
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "m2v_bench"]
     cmd = [*torchrun, *_predict_cmd(model, memes, out)[1:]]
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    part1 = re_.part_path(out, 1)
+    part = re_.part_path(out, killed)
     deadline = time.time() + 300
-    while time.time() < deadline and (not part1.exists() or part1.read_bytes().count(b"\n") < 3):
+    while time.time() < deadline and (not part.exists() or part.read_bytes().count(b"\n") < 3):
         time.sleep(0.005)
     ranks = {int(p.environ()["RANK"]): p for p in psutil.Process(launcher.pid).children() if "RANK" in p.environ()}
     assert sorted(ranks) == [0, 1], "torchrun must really start two processes"
-    ranks[1].send_signal(signal.SIGKILL)
+    ranks[killed].send_signal(signal.SIGKILL)
     assert launcher.wait(timeout=120) != 0
-    for process in ranks.values():  # torchrun stops rank 0 itself; make sure before resuming
+    for process in ranks.values():  # torchrun stops the other rank itself; make sure before resuming
         if process.is_running():
             process.send_signal(signal.SIGKILL)
     parts = re_.part_files(out)
