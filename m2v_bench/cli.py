@@ -112,6 +112,19 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_parallel_state(device: str | None):
+    """accelerate's view of this process (rank, world size, barrier) and the device its model goes to. Under
+    ``accelerate launch`` / ``torchrun`` each process takes its own accelerator (``cuda:{local rank}``) unless
+    ``--device`` names one index; CPU processes (no GPU, or ``--device cpu``) join over gloo."""
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
+    if state.num_processes > 1 and device in (None, "cuda"):
+        device = str(state.device)
+    return state, device
+
+
 def cmd_re_predict(args: argparse.Namespace) -> int:
     from m2v_bench import reannotate as re_
     from m2v_bench.models.generation import Generator
@@ -119,9 +132,14 @@ def cmd_re_predict(args: argparse.Namespace) -> int:
 
     memes = re_.load_memes(args.memes)
     re_.target_space(args.target)
-    loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device)
+    state, device = _data_parallel_state(args.device)
+    loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=device)
     generator = Generator(loaded, batch_size=args.batch_size, frame_cache=None)
-    done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet)
+    done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet,
+                       rank=state.process_index, world_size=state.num_processes,
+                       wait_for_everyone=state.wait_for_everyone)  # fmt: skip
+    if not state.is_main_process:
+        return 0
     counts = Counter(p.prediction for p in done.values())
     print(f"{len(done)} predictions in {args.out}: {counts[1]} positive, {counts[0]} negative, {counts[-1]} invalid")
     return 0
@@ -222,7 +240,14 @@ def _add_reannotate(sub) -> None:
         description="Re-annotation: predict -> queue -> import -> vote, then stats. See m2v_bench/reannotate.py.",
     )
     steps = top.add_subparsers(dest="step", required=True, metavar="STEP")
-    p = steps.add_parser("predict", help="few-shot model predictions (resumable)")
+    p = steps.add_parser(
+        "predict",
+        help="few-shot model predictions (resumable; data-parallel under torchrun / accelerate launch)",
+        description="Few-shot predictions, appended to --out as they come; a rerun resumes. Data-parallel: "
+        "`torchrun --nproc_per_node N -m m2v_bench reannotate predict ...` (or `accelerate launch --num_processes N "
+        "-m m2v_bench ...` on GPUs): each rank predicts its share into OUT.rank<i>.part, merged into --out at the "
+        "end (or by the next run after a kill); the file equals a single-process run's.",
+    )
     p.add_argument("--memes", type=Path, required=True, help="a prepared meme manifest (e.g. data/fhm/train.jsonl)")
     p.add_argument("--target", required=True, help="mhc or hatemm")
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")

@@ -4,7 +4,8 @@ Three votes per meme: its original label, a VLM's few-shot prediction under the 
 (demonstrations = the target's video samples, described in text), and a human label collected only where the first
 two disagree. Stages, each a ``m2v-bench reannotate`` subcommand:
 
-1. ``predict``: append-only JSONL of predictions keyed by meme id; a killed run resumes where it stopped.
+1. ``predict``: append-only JSONL of predictions keyed by meme id; a killed run resumes where it stopped. Runs
+   data-parallel under ``accelerate launch`` / ``torchrun`` (one part file per rank, merged into the same file).
 2. ``queue``: the conflicts (original != prediction; an invalid prediction is a conflict too) as CSV and as a
    Label Studio import with the model's answer as a pre-annotation.
 3. ``import``: annotators' answers (CSV or Label Studio export; several annotators per meme) -> one human label per
@@ -17,11 +18,12 @@ two disagree. Stages, each a ``m2v-bench reannotate`` subcommand:
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,6 +96,75 @@ def read_predictions(path: Path, repair: bool = False) -> dict[str, Prediction]:
     return predictions
 
 
+def part_path(out: Path, rank: int) -> Path:
+    """Rank ``rank``'s own predictions file in a data-parallel ``predict`` (beside ``out``; merged into it)."""
+    return out.with_name(f"{out.name}.rank{rank}.part")
+
+
+def part_files(out: Path) -> list[Path]:
+    """Every rank's predictions file of ``out`` still waiting to be merged, whatever the number of ranks."""
+    return sorted(out.parent.glob(f"{glob.escape(out.name)}.rank*.part"))
+
+
+def merge_parts(out: Path, order: list[str]) -> dict[str, Prediction]:
+    """Fold the ranks' part files into ``out`` (memes in ``order``, the order a single-process run writes them;
+    ids not in ``order`` keep their place after them), then delete the parts. Torn last lines (a rank killed while
+    writing) are cut off. Crash-safe: ``out`` is replaced atomically before any part is deleted, and a part merged
+    twice adds nothing (the same prediction twice is one prediction)."""
+    done = read_predictions(out, repair=True)
+    parts = part_files(out)
+    if not parts:
+        return done
+    for part in parts:
+        for prediction in read_predictions(part, repair=True).values():
+            if done.get(prediction.id, prediction) != prediction:
+                raise M2VError(
+                    f"{part}: a different prediction for meme {prediction.id} than {out} holds; "
+                    "remove one of the two lines"
+                )
+            done.setdefault(prediction.id, prediction)
+    merged = _in_order(done, order)
+    _rewrite(out, merged)
+    for part in parts:
+        part.unlink()
+    logger.info("merged %d part file(s) into %s (%d predictions)", len(parts), out, len(merged))
+    return merged
+
+
+def _in_order(predictions: dict[str, Prediction], order: list[str]) -> dict[str, Prediction]:
+    """``predictions`` in the memes' order; ids not in ``order`` keep their relative place after them."""
+    position = {meme_id: index for index, meme_id in enumerate(order)}
+    ordered = sorted(predictions.values(), key=lambda p: position.get(p.id, len(position)))  # stable
+    return {p.id: p for p in ordered}
+
+
+def _rewrite(out: Path, predictions: dict[str, Prediction]) -> None:
+    """Replace ``out`` atomically (a temporary file, fsynced, then renamed) with ``predictions``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".merging")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for prediction in predictions.values():
+            append_jsonl(fh, prediction.__dict__)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)
+    _fsync_dir(out.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable before acting on it (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def predict(
     memes: list[Record],
     target: str,
@@ -101,25 +172,46 @@ def predict(
     out: Path,
     shots: int = 8,
     progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    wait_for_everyone: Callable[[], None] | None = None,
 ) -> dict[str, Prediction]:
     """Few-shot predictions of ``memes`` under ``target``'s definition, appended to ``out`` batch by batch (flushed
-    and fsynced); memes already in ``out`` are skipped, so a killed run resumes where it stopped."""
+    and fsynced); memes already in ``out`` are skipped, so a killed run resumes where it stopped.
+
+    Data-parallel (``world_size`` > 1, one call per rank, ``wait_for_everyone`` a barrier across them): rank 0
+    first merges what a killed run left in part files into ``out``; every rank then takes every ``world_size``-th
+    meme still missing from ``out`` and appends its answers to its own part file (:func:`part_path`); when all are
+    done, rank 0 merges the parts into ``out`` in the memes' order, the file a single-process run writes. Every rank
+    returns every prediction in ``out``."""
     from tqdm import tqdm
 
     from m2v_bench.datasets import get_dataset
 
+    if not 0 <= rank < world_size:
+        raise M2VError(f"rank {rank} is outside a world of {world_size} process(es)")
+    if world_size > 1 and wait_for_everyone is None:
+        raise M2VError("a data-parallel predict needs wait_for_everyone (a barrier across the ranks)")
+    wait = wait_for_everyone or (lambda: None)
     space = target_space(target)
     demos = get_dataset(target).demonstrations()[:shots]
     if shots > len(demos):
         raise M2VError(f"--shots {shots}: {target} has {len(demos)} demonstrations")
-    done = read_predictions(out, repair=True)
+    order = [m.id for m in memes]
+    if rank == 0:
+        merge_parts(out, order)  # a killed data-parallel run's parts (also when resumed by one process)
+    wait()
+    done = read_predictions(out, repair=world_size == 1)
     wrong_target = [p.id for p in done.values() if p.target != target]
     if wrong_target:
         raise M2VError(f"{out} holds predictions for another target ({wrong_target[:3]}...); use another file")
-    todo = [m for m in memes if m.id not in done]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(memes), initial=len(memes) - len(todo), desc=f"predict {target}", disable=not progress)
-    with open(out, "a", encoding="utf-8") as fh:
+    todo = [m for m in memes if m.id not in done][rank::world_size]
+    destination = out if world_size == 1 else part_path(out, rank)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    desc = f"predict {target}" + (f" [rank {rank}/{world_size}]" if world_size > 1 else "")
+    total = len(memes) if world_size == 1 else len(todo)
+    bar = tqdm(total=total, initial=total - len(todo), desc=desc, disable=not progress, position=rank)
+    with open(destination, "a", encoding="utf-8") as fh:
         for start in range(0, len(todo), generator.batch_size):
             batch = todo[start : start + generator.batch_size]
             items = []
@@ -135,7 +227,16 @@ def predict(
             os.fsync(fh.fileno())
             bar.update(len(batch))
     bar.close()
-    return done
+    if world_size == 1:
+        ordered = _in_order(done, order)
+        if list(ordered) != list(done):  # resumed after a data-parallel run: its parts came in rank by rank
+            _rewrite(out, ordered)
+        return ordered
+    wait()
+    if rank == 0:
+        done = merge_parts(out, order)
+    wait()
+    return done if rank == 0 else read_predictions(out)
 
 
 def load_memes(manifest: Path) -> list[Record]:

@@ -52,6 +52,33 @@ def tiny_models(tmp_path_factory):
     return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
 
 
+@pytest.fixture(scope="session")
+def real_shapes(tmp_path_factory):
+    """Every family with its real checkpoint's visual geometry on a tiny language model, {name: folder} (read-only;
+    see m2v_bench.models.tiny.REAL_SHAPES)."""
+    from m2v_bench.models.families import FAMILIES
+    from m2v_bench.models.tiny import build_real_shape
+
+    root = tmp_path_factory.mktemp("real_shapes")
+    return {name: build_real_shape(name, root / name) for name in FAMILIES}
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.gpu`` (``count=N``: N GPUs) tests run wherever CUDA has enough devices, and skip with the
+    reason elsewhere (tests/test_gpu.py says how to run them)."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    import torch
+
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for item in marked:
+        needed = int(item.get_closest_marker("gpu").kwargs.get("count", 1))
+        if available < needed:
+            reason = f"needs {needed} CUDA GPU(s), this machine has {available} (how to run them: tests/test_gpu.py)"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def offline_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra}
 

@@ -270,6 +270,147 @@ def test_predict_survives_sigkill_and_resumes_to_the_same_file(tiny, sample_raw,
     assert sorted(resumed, key=lambda r: r["id"]) == sorted(reference, key=lambda r: r["id"])
 
 
+# ------------------------------------------------------------------------- predict, data-parallel across ranks
+
+
+class EchoGenerator:
+    """A deterministic stand-in model: the answer depends on the meme's text only (not on the batch)."""
+
+    batch_size = 2
+
+    def __init__(self, fail_after: int | None = None, barrier=None):
+        self.calls = 0
+        self.fail_after = fail_after
+        self.barrier = barrier
+
+    def generate(self, items):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            if self.barrier is not None:
+                self.barrier.abort()  # the launcher tears the other ranks down
+            raise RuntimeError("killed")
+        return ["offensive" if "meme 3" in p or "meme 1" in p else "non-offensive" for p, _ in items]
+
+
+def _memes(tmp_path: Path, count: int = 11) -> list[Record]:
+    (tmp_path / "m.png").write_bytes(b"png")
+    image = str(tmp_path / "m.png")
+    return [Record(id=f"m{i:02d}", dataset="fhm", split="train", modality="image", text=f"meme {i}", label=i % 2,
+                   label_space="hateful", source="fhm", media=image) for i in range(count)]  # fmt: skip
+
+
+def _run_ranks(memes, out: Path, world: int, fail_rank: int | None = None, fail_after: int = 1) -> list:
+    """``predict`` as ``world`` ranks (threads joined by a barrier, as processes are by torch.distributed)."""
+    import threading
+
+    barrier = threading.Barrier(world, timeout=60)
+    errors: list = [None] * world
+
+    def rank(r):
+        generator = EchoGenerator(fail_after if r == fail_rank else None, barrier)
+        try:
+            re_.predict(memes, "mhc", generator, out, progress=False, rank=r, world_size=world,
+                        wait_for_everyone=barrier.wait)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001  (collected for the test to assert on)
+            errors[r] = exc
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_data_parallel_predict_writes_the_single_process_file(tmp_path):
+    memes = _memes(tmp_path)
+    single = tmp_path / "single.jsonl"
+    re_.predict(memes, "mhc", EchoGenerator(), single, progress=False)
+    for world in (2, 3):
+        out = tmp_path / f"world{world}.jsonl"
+        assert _run_ranks(memes, out, world) == [None] * world
+        assert out.read_bytes() == single.read_bytes()
+        assert re_.part_files(out) == []
+
+
+@pytest.mark.parametrize("resume_world", [1, 2, 3])
+def test_a_killed_data_parallel_run_resumes_to_the_single_process_file(tmp_path, resume_world):
+    memes = _memes(tmp_path)
+    single = tmp_path / "single.jsonl"
+    re_.predict(memes, "mhc", EchoGenerator(), single, progress=False)
+    out = tmp_path / "pred.jsonl"
+    errors = _run_ranks(memes, out, 2, fail_rank=1, fail_after=1)
+    assert isinstance(errors[1], RuntimeError) and errors[0] is not None  # rank 0 left at the barrier
+    parts = re_.part_files(out)
+    assert [p.name for p in parts] == ["pred.jsonl.rank0.part", "pred.jsonl.rank1.part"]
+    with open(parts[1], "a") as fh:
+        fh.write('{"id": "m09", "predic')  # rank 1 was killed mid-line
+    assert not out.exists()  # nothing merged yet: the run never finished
+    if resume_world == 1:
+        re_.predict(memes, "mhc", EchoGenerator(), out, progress=False)
+    else:
+        assert _run_ranks(memes, out, resume_world) == [None] * resume_world
+    assert out.read_bytes() == single.read_bytes()  # no id lost, none twice, the same order
+    assert re_.part_files(out) == []
+
+
+def test_merge_is_idempotent_and_refuses_conflicting_parts(tmp_path):
+    out = tmp_path / "pred.jsonl"
+    line = {"id": "m1", "prediction": 1, "response": "offensive", "target": "mhc"}
+    out.write_text(json.dumps(line) + "\n")
+    part = re_.part_path(out, 0)
+    part.write_text(json.dumps(line) + "\n")  # merged before, killed before the part was deleted
+    assert list(re_.merge_parts(out, ["m1"])) == ["m1"] and not part.exists()
+    assert out.read_text().count("\n") == 1
+    part.write_text(json.dumps({**line, "prediction": 0}) + "\n")
+    with pytest.raises(M2VError, match=r"rank0.part: a different prediction for meme m1"):
+        re_.merge_parts(out, ["m1"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed", [0, 1])
+def test_two_process_predict_killed_by_sigkill_resumes_to_the_single_process_output(
+    tiny, sample_raw, tmp_path, killed
+):
+    """The real launcher: torchrun starts 2 ranks (gloo on CPU); one is SIGKILLed mid-run (torchrun then stops the
+    other), and a second 2-process run resumes. The result is byte for byte the single-process file."""
+    import psutil
+
+    from m2v_bench.datasets import prepare, write_prepared
+
+    write_prepared(prepare("fhm", sample_raw[0] / "FHM"), tmp_path, "fhm")
+    memes = tmp_path / "fhm" / "first.jsonl"
+    write_manifest(memes, read_manifest(tmp_path / "fhm" / "train.jsonl")[:40])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    model = tiny["mllama"]
+    single = tmp_path / "single.jsonl"
+    subprocess.run(_predict_cmd(model, memes, single), check=True, env=env, capture_output=True, timeout=600)
+    out = tmp_path / "dp.jsonl"
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "m2v_bench"]
+    cmd = [*torchrun, *_predict_cmd(model, memes, out)[1:]]
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = re_.part_path(out, killed)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not part.exists() or part.read_bytes().count(b"\n") < 3):
+        time.sleep(0.005)
+    ranks = {int(p.environ()["RANK"]): p for p in psutil.Process(launcher.pid).children() if "RANK" in p.environ()}
+    assert sorted(ranks) == [0, 1], "torchrun must really start two processes"
+    ranks[killed].send_signal(signal.SIGKILL)
+    assert launcher.wait(timeout=120) != 0
+    for process in ranks.values():  # torchrun stops the other rank itself; make sure before resuming
+        if process.is_running():
+            process.send_signal(signal.SIGKILL)
+    parts = re_.part_files(out)
+    written = sum(p.read_bytes().count(b"\n") for p in parts)
+    assert len(parts) == 2 and 3 <= written < 40, "the run must be killed mid-way, with both ranks writing"
+    assert not out.exists()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re_.part_files(out) == []
+    assert out.read_bytes() == single.read_bytes()
+    assert len({json.loads(line)["id"] for line in out.read_text().splitlines()}) == 40
+
+
 def test_memes_from_a_relative_manifest_get_absolute_media(tmp_path, monkeypatch):
     """The aligned manifest lives in another folder than the memes': its media paths must not depend on either."""
     monkeypatch.chdir(tmp_path)

@@ -18,6 +18,16 @@ from m2v_bench.labels import DEMONSTRATION_TEMPLATE, LABEL_SPACES, PROMPT_TEMPLA
 TINY_IMAGE = 32
 """Tile / frame side of the tiny vision towers, in pixels."""
 TINY_PATCH = 8
+TINY_LLAVA_GRID = ((1, 1), (1, 2), (2, 1))
+"""LLaVA-NeXT's anyres grid of the tiny checkpoints, in tiles of TINY_IMAGE."""
+REAL_SHAPES = {
+    "mllama": {"image_size": 560, "patch_size": 14},
+    "llava_next_video": {"image_size": 336, "patch_size": 14, "grid": ((1, 2), (2, 1), (2, 2), (3, 1), (1, 3))},
+}
+"""The real checkpoints' visual geometry (their hub config.json and preprocessor_config.json):
+Llama-3.2-11B-Vision: 560-px tiles, patch 14, up to 4 tiles (``max_num_tiles``); LLaVA-NeXT-Video-7B: CLIP
+ViT-L/14 at 336 px, anyres grid 336x672 ... 672x672, 1008x336, 336x1008, video frames average-pooled with stride 2
+(24x24 patches -> 144 tokens a frame). :func:`build_real_shape` puts it on the tiny language models."""
 TINY_INITIALIZER_RANGE = 0.15
 """Weight init std of the tiny checkpoints. At transformers' usual 0.02 a 32-wide random model's logits are nearly
 flat and LoRA cannot sharpen them; at 0.3 LoRA memorises the sample data instead of learning its rule."""
@@ -92,7 +102,13 @@ def _fast(tokenizer, **kwargs):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
 
 
-def build_mllama(out: Path, seed: int = 0, initializer_range: float = TINY_INITIALIZER_RANGE) -> Path:
+def build_mllama(
+    out: Path,
+    seed: int = 0,
+    initializer_range: float = TINY_INITIALIZER_RANGE,
+    image_size: int = TINY_IMAGE,
+    patch_size: int = TINY_PATCH,
+) -> Path:
     import torch
     from transformers import (
         MllamaConfig,
@@ -114,7 +130,7 @@ def build_mllama(out: Path, seed: int = 0, initializer_range: float = TINY_INITI
     assert image_token_id == len(tokenizer) - 1, "Mllama's image token must follow the text vocabulary"
     vision = MllamaVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_global_layers=1, attention_heads=2,
-        image_size=TINY_IMAGE, patch_size=TINY_PATCH, max_num_tiles=4, intermediate_layers_indices=[0],
+        image_size=image_size, patch_size=patch_size, max_num_tiles=4, intermediate_layers_indices=[0],
         vision_output_dim=32,
     )  # fmt: skip
     text = MllamaTextConfig(
@@ -129,14 +145,21 @@ def build_mllama(out: Path, seed: int = 0, initializer_range: float = TINY_INITI
     torch.manual_seed(seed)
     model = MllamaForConditionalGeneration(config)
     processor = MllamaProcessor(
-        image_processor=MllamaImageProcessor(size={"height": TINY_IMAGE, "width": TINY_IMAGE}, max_image_tiles=4),
+        image_processor=MllamaImageProcessor(size={"height": image_size, "width": image_size}, max_image_tiles=4),
         tokenizer=tokenizer,
         chat_template=LLAMA3_CHAT_TEMPLATE,
     )
     return _save(out, model, processor)
 
 
-def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = TINY_INITIALIZER_RANGE) -> Path:
+def build_llava_next_video(
+    out: Path,
+    seed: int = 0,
+    initializer_range: float = TINY_INITIALIZER_RANGE,
+    image_size: int = TINY_IMAGE,
+    patch_size: int = TINY_PATCH,
+    grid: tuple[tuple[int, int], ...] = TINY_LLAVA_GRID,
+) -> Path:
     import torch
     from transformers import (
         CLIPVisionConfig,
@@ -152,10 +175,10 @@ def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = 
     tokenizer = _fast(
         train_tokenizer(specials), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
     )
-    grid = [[TINY_IMAGE, TINY_IMAGE], [TINY_IMAGE, 2 * TINY_IMAGE], [2 * TINY_IMAGE, TINY_IMAGE]]
+    pinpoints = [[rows * image_size, cols * image_size] for rows, cols in grid]
     vision = CLIPVisionConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=TINY_IMAGE,
-        patch_size=TINY_PATCH, projection_dim=16,
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
+        patch_size=patch_size, projection_dim=16,
     )  # fmt: skip
     text = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -164,7 +187,7 @@ def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = 
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )  # fmt: skip
     config = LlavaNextVideoConfig(
-        vision_config=vision, text_config=text, image_grid_pinpoints=grid,
+        vision_config=vision, text_config=text, image_grid_pinpoints=pinpoints,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
         vision_feature_select_strategy="default", vision_feature_layer=-1, spatial_pool_stride=2,
@@ -172,18 +195,26 @@ def build_llava_next_video(out: Path, seed: int = 0, initializer_range: float = 
     )  # fmt: skip
     torch.manual_seed(seed)
     model = LlavaNextVideoForConditionalGeneration(config)
-    size = {"shortest_edge": TINY_IMAGE}
-    crop = {"height": TINY_IMAGE, "width": TINY_IMAGE}
+    size = {"shortest_edge": image_size}
+    crop = {"height": image_size, "width": image_size}
     processor = LlavaNextVideoProcessor(
         video_processor=LlavaNextVideoVideoProcessor(size=size, crop_size=crop),
-        image_processor=LlavaNextImageProcessor(size=size, crop_size=crop, image_grid_pinpoints=grid),
+        image_processor=LlavaNextImageProcessor(size=size, crop_size=crop, image_grid_pinpoints=pinpoints),
         tokenizer=tokenizer,
         chat_template=VICUNA_VIDEO_CHAT_TEMPLATE,
-        patch_size=TINY_PATCH,
+        patch_size=patch_size,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     )
     return _save(out, model, processor)
+
+
+def build_real_shape(family: str, out: Path, seed: int = 0) -> Path:
+    """A tiny checkpoint of ``family`` with the real checkpoint's visual geometry (:data:`REAL_SHAPES`): the real
+    image sizes, patch sizes, tiles, anyres grid and pooling, so the real numbers of visual tokens, on the tiny
+    language model and narrow vision tower (a few MB, built offline)."""
+    builders = {"mllama": build_mllama, "llava_next_video": build_llava_next_video}
+    return builders[family](out, seed=seed, **REAL_SHAPES[family])
 
 
 def _save(out: Path, model, processor) -> Path:
