@@ -1,5 +1,10 @@
-"""The ``m2v-bench`` command line. Each subcommand is a thin layer over the library; user errors print one line
-(``m2v-bench: error: ...``) and exit 2, validation errors exit 1."""
+"""The ``m2v-bench`` command line. Each subcommand is a thin layer over the library.
+
+Error policy: a user error (:class:`~m2v_bench.errors.M2VError`, raised where a user's file or option is read)
+prints one line ``m2v-bench: error: <file[:line]> [sample]: <what> ; <fix>`` and exits 2; bad options exit 2 through
+argparse; ``validate`` exits 1 on a failed check. Anything else is a bug and keeps its traceback. Every file a
+command writes is written atomically and read back first (:mod:`m2v_bench.atomic`): on an error, no output file
+changes or appears."""
 
 from __future__ import annotations
 
@@ -16,6 +21,27 @@ from pytablewriter import MarkdownTableWriter
 
 from m2v_bench import __version__
 from m2v_bench.errors import M2VError
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1 (a batch size)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
 
 
 def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
@@ -83,7 +109,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     print(_summary_table(report))
     if args.report:
-        args.report.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        from m2v_bench.atomic import atomic_write_text, check_json
+
+        atomic_write_text(args.report, json.dumps(report.to_json(), indent=2) + "\n", check_json)
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): {'FAILED' if failed else 'OK'}")
     return 1 if failed else 0
@@ -198,7 +226,9 @@ def cmd_re_stats(args: argparse.Namespace) -> int:
                "0->0", "0->1", "1->0", "1->1", "pos. rate before", "pos. rate after"]  # fmt: skip
     print(MarkdownTableWriter(headers=headers, value_matrix=rows, margin=1).dumps())
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        from m2v_bench.atomic import atomic_write_text, check_json
+
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n", check_json)
     return 0
 
 
@@ -227,8 +257,9 @@ def _add_reannotate(sub) -> None:
     p.add_argument("--target", required=True, help="mhc or hatemm")
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")
     p.add_argument("--adapter", default=None)
-    p.add_argument("--shots", type=int, default=8, help="demonstrations of the target (default: the paper's 8)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--shots", type=non_negative_int, default=8,
+                   help="demonstrations of the target (default: the paper's 8)")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, required=True, help="predictions JSONL (appended to; a rerun resumes)")
@@ -391,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true", help="decode every video frame instead of first + last second")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.add_argument("--report", type=Path, default=None, help="write every issue and the counts as JSON")
-    p.add_argument("--max-per-kind", type=int, default=20, help="issues printed per kind (default 20)")
+    p.add_argument("--max-per-kind", type=non_negative_int, default=20, help="issues printed per kind (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
 
@@ -474,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return args.func(args)
-    except (M2VError, OSError) as exc:  # OSError: a path the user named cannot be read or written
+    except M2VError as exc:  # only user errors: an OSError or anything else is a bug and keeps its traceback
         print(f"m2v-bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
