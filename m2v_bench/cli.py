@@ -160,9 +160,7 @@ def cmd_re_queue(args: argparse.Namespace) -> int:
 
     memes = re_.load_memes(args.memes)
     predictions = re_.read_predictions(args.predictions)
-    target = next(iter(predictions.values())).target if predictions else None
-    if target is None:
-        raise M2VError(f"{args.predictions}: no predictions; run `m2v-bench reannotate predict` first")
+    target = re_.check_predictions(predictions, memes, None, args.predictions)
     queue = re_.conflicts(memes, predictions)
     re_.write_queue(queue, predictions, target, args.out_csv, args.out_labelstudio)
     print(
@@ -188,21 +186,30 @@ def cmd_re_import(args: argparse.Namespace) -> int:
 
 def cmd_re_vote(args: argparse.Namespace) -> int:
     from m2v_bench import reannotate as re_
-    from m2v_bench.manifest import write_manifest
+    from m2v_bench.manifest import record_from_json, write_manifest
 
+    re_.target_space(args.target)
     memes = re_.load_memes(args.memes)
     predictions = re_.read_predictions(args.predictions)
-    human = re_.read_human(args.human) if args.human else {}
+    re_.check_predictions(predictions, memes, args.target, args.predictions)
+    human = re_.read_human(args.human, args.target) if args.human else {}
     result = re_.vote(memes, predictions, human, args.target)
     if result.unresolved and not args.partial:
         raise M2VError(
             f"{len(result.unresolved)} conflict(s) have no human label yet (e.g. {', '.join(result.unresolved[:5])}); "
             "collect them (queue/import) or pass --partial to write only the resolved memes"
         )
+    if not result.records:
+        raise M2VError(
+            f"{args.memes}: no meme is resolved ({len(result.unresolved)} conflict(s) without a human label); "
+            "nothing written: import human labels first (`reannotate queue` / `reannotate import`)"
+        )
     name = re_.aligned_name(memes[0].source, args.target)
     manifest = args.out / name / "train.jsonl"
-    write_manifest(manifest, result.records)
+    for number, record in enumerate(result.records, start=1):  # both outputs are checked before either is written
+        record_from_json(record.to_json(), f"{manifest} record {number}")
     re_.write_paper_csv(args.out / f"{name}.csv", result.rows)
+    write_manifest(manifest, result.records)
     print(f"{len(result.records)} memes aligned with {args.target} -> {manifest} and {args.out / f'{name}.csv'}")
     if result.unresolved:
         print(f"left out, unresolved: {', '.join(result.unresolved)}")
