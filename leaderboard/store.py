@@ -66,10 +66,10 @@ class Store:
         make_dirs(self.path.parent)
         try:
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._check_foreign()  # before anything that writes (journal_mode=WAL changes the file)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=60000")
-            self._check_foreign()
             self._migrate()
         except sqlite3.DatabaseError as exc:  # not SQLite at all ("file is not a database"), or unreadable
             raise M2VError(f"--db {self.path}: not a leaderboard database ({exc}); give another --db path") from None

@@ -59,8 +59,10 @@ def atomic_write(
     path = Path(path)
     if path.is_dir():
         raise M2VError(f"{path}: is a folder; give a file path to write")
+    created = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
     make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    done = False
     try:
         with user_path(path, "write"), open(tmp, "w", encoding="utf-8", newline=newline) as fh:
             write(fh)
@@ -74,9 +76,14 @@ def atomic_write(
                 raise type(exc)(f"{message} (not written: {path} is unchanged)") from None
         with user_path(path, "write"):
             os.replace(tmp, path)
+        done = True
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not done:  # a failed write leaves no folder it made either
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return path
 
 

@@ -145,8 +145,11 @@ def cmd_re_predict(args: argparse.Namespace) -> int:
     from m2v_bench.models.generation import Generator
     from m2v_bench.models.loading import load
 
-    memes = re_.load_memes(args.memes)
     re_.target_space(args.target)
+    memes = re_.load_memes(args.memes)
+    done = re_.read_predictions(args.out, repair=True)  # a file of another target is refused before the model loads
+    if done:
+        re_.check_predictions(done, memes, args.target, args.out)
     loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=args.device)
     generator = Generator(loaded, batch_size=args.batch_size, frame_cache=None)
     done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet)
@@ -313,8 +316,9 @@ def _store(args):
 
 def cmd_lb_submit(args: argparse.Namespace) -> int:
     from m2v_bench.data_dir import data_dir
-    from m2v_bench.leaderboard.submit import submit
+    from m2v_bench.leaderboard.submit import describe, submit
 
+    describe(args.checkpoint)  # a bad provenance is refused before the database is opened (or created)
     rows = submit(_store(args), args.checkpoint, args.results, args.data_dir or data_dir(), name=args.name)
     for row in rows:
         print(

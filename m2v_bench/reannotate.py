@@ -212,6 +212,9 @@ def write_queue(items: list[Record], predictions: dict[str, Prediction], target:
     """The annotation queue as CSV (fill in ``human_label`` with 0/1 or a label word) and as a Label Studio import
     (choices = the target's two label words; the model's answer as a pre-annotation)."""
     space = target_space(target)
+    for path in (csv_path, labelstudio_path):  # both outputs are checked before either is written
+        if path is not None and path.is_dir():
+            raise M2VError(f"{path}: is a folder; give a file path to write")
 
     def write(fh) -> None:
         writer = csv.writer(fh, lineterminator="\n")
