@@ -37,6 +37,18 @@ def user_path(path: str | os.PathLike[str], action: str = "read") -> Iterator[No
         raise M2VError(os_error_message(getattr(exc, "filename", None) or path, exc, action)) from None
 
 
+def check_folder_target(folder: str | os.PathLike[str], option: str = "") -> Path:
+    """An output folder a command will create or fill: it, or its nearest existing ancestor, must be a folder.
+    Checked before anything is written, so a file in the way is one line, not a half-made output."""
+    folder = Path(folder)
+    existing = next((p for p in [folder, *folder.parents] if p.exists() or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        named = f"{option} {folder}" if option else str(folder)
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise M2VError(f"{named}: not a folder{where}; give a folder path")
+    return folder
+
+
 def make_dirs(folder: str | os.PathLike[str]) -> Path:
     """``mkdir -p`` with an error naming the folder when a file is in the way or permissions forbid it."""
     folder = Path(folder)

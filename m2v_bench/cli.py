@@ -56,12 +56,13 @@ def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.data_dir import DATA_DIR_ENV, SAMPLE, data_dir
     from m2v_bench.datasets import prepare, write_prepared
 
     if args.out is None and os.environ.get(DATA_DIR_ENV) == SAMPLE:
         raise M2VError(f"{DATA_DIR_ENV}={SAMPLE} names the bundled sample data; give --out DIR to prepare elsewhere")
-    out = args.out or data_dir()
+    out = check_folder_target(args.out or data_dir(), "--out")
     result = prepare(args.dataset, args.root, fmt=args.format, table=args.table, media_root=args.media_root)
     if not result.records:
         raise M2VError(f"{args.root}: no {args.dataset} samples found; check --root and --format")
@@ -118,23 +119,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_make_sample_data(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.sample_data import SampleDataConfig, make_sample_data
 
+    check_folder_target(args.out)
     samples = make_sample_data(args.out, SampleDataConfig(seed=args.seed))
     print(f"wrote synthetic raw datasets to {args.out}: " + ", ".join(f"{k} {len(v)}" for k, v in samples.items()))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.demo import run
 
+    check_folder_target(args.out, "--out")
     run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs)
     return 0
 
 
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.models.families import get_family
 
+    check_folder_target(args.out)
     path = get_family(args.family).build_tiny(args.out)
     print(f"wrote a tiny random {args.family} checkpoint with its processor to {path}")
     return 0
@@ -342,8 +349,10 @@ def cmd_lb_show(args: argparse.Namespace) -> int:
 
 
 def cmd_lb_build(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.leaderboard.site import build
 
+    check_folder_target(args.out)
     pages = build(_store(args), args.out)
     print(f"wrote {len(pages)} pages to {args.out} (open {args.out / 'index.html'})")
     return 0

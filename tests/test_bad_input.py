@@ -8,9 +8,10 @@ runs the command in-process (``m2v_bench.cli.main`` or the recipe's ``run``) and
 - that no file in the workspace changed or appeared (inputs and outputs, snapshotted before and after).
 
 Case tables are grouped by command: ``PREPARE``, ``VALIDATE``, ``PREDICT``, ``QUEUE``, ``IMPORT``, ``VOTE``, ``STATS``,
-``RELEASED``, ``LEADERBOARD``, ``TRAINING``; the frame sampler and the lmms-eval task functions are library calls
-(``FRAMES``, ``TASKS``). Every table has a control case (the unmodified workspace succeeds), so a case fails for its
-own mutation, not for a broken base.
+``RELEASED``, ``LEADERBOARD``, ``TRAINING``, ``OTHER`` (make-sample-data, make-tiny-model, demo); the frame sampler
+and the lmms-eval task functions are library calls (``FRAMES``, ``TASKS``). The tables of the commands that succeed
+cheaply (prepare of each dataset, validate, queue, import, vote, stats, released) have a control case (the unmodified
+workspace succeeds), so a case fails for its own mutation, not for a broken base.
 """
 
 from __future__ import annotations
@@ -1238,8 +1239,32 @@ LEADERBOARD = [
 ]
 
 
-@cases(LEADERBOARD)
-def test_leaderboard(case, tmp_path, capsys):
+def _a_file(w: Path) -> Path:
+    return write(w / "taken", "a file where a folder is expected")
+
+
+OTHER = [
+    Case("make-sample-data-out-is-a-file", lambda w: (["make-sample-data", _a_file(w)], [w / "taken"])),
+    Case("make-sample-data-parent-is-a-file", lambda w: (["make-sample-data", _a_file(w) / "sub"], [w / "taken"])),
+    Case("make-tiny-model-out-is-a-file", lambda w: (["make-tiny-model", "mllama", _a_file(w)], [w / "taken"])),
+    Case("make-tiny-model-unknown-family", lambda w: (["make-tiny-model", "gpt2", w / "m"], ["gpt2"])),
+    Case("demo-out-is-a-file", lambda w: (["demo", "--quick", "--out", _a_file(w)], [w / "taken"])),
+    Case("demo-jobs-0", lambda w: (["demo", "--quick", "--jobs", "0", "--out", w / "demo"], ["--jobs 0"])),
+    Case(
+        "leaderboard-build-out-is-a-file",
+        lambda w: (["leaderboard", "--db", w / "lb.sqlite", "build", _a_file(w)], [w / "taken"]),
+    ),  # fmt: skip
+    Case(
+        "prepare-out-parent-is-a-file",
+        lambda w: (prep("fhm", fhm_raw(w), w)[:-1] + [_a_file(w) / "out"], [w / "taken"]),
+    ),  # fmt: skip
+    Case("unknown-command", lambda w: (["prepair", "fhm"], ["prepair"])),
+    Case("unknown-dataset", lambda w: (["prepare", "tiktok", "--root", w], ["tiktok"])),
+]
+
+
+@cases(LEADERBOARD + OTHER)
+def test_leaderboard_and_other_commands(case, tmp_path, capsys):
     check(case, tmp_path, capsys)
 
 
@@ -1602,6 +1627,7 @@ def test_sigkill_mid_write_leaves_the_old_file_intact(tmp_path):
 def test_the_corpus_is_large_and_covers_every_command():
     tables = {"prepare": PREPARE, "validate": VALIDATE, "predict": PREDICT, "queue": QUEUE, "import": IMPORT,
               "vote": VOTE, "stats": STATS, "released": RELEASED, "leaderboard": LEADERBOARD, "training": TRAINING,
+              "other commands": OTHER,
               "frames": FRAMES, "tasks": TASKS}  # fmt: skip
     sizes = {name: len(table) for name, table in tables.items()}
     assert all(sizes.values()) and sum(sizes.values()) >= 200, sizes
