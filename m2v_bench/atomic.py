@@ -84,8 +84,12 @@ def atomic_write(
             try:
                 check(tmp)
             except M2VError as exc:  # the reader names the temporary file; the user knows the target
-                message = str(exc).replace(str(tmp), str(path))
-                raise type(exc)(f"{message} (not written: {path} is unchanged)") from None
+                message = f"{str(exc).replace(str(tmp), str(path))} (not written: {path} is unchanged)"
+                try:
+                    error = type(exc)(message)
+                except TypeError:  # an M2VError subclass with another constructor
+                    error = M2VError(message)
+                raise error from None
         with user_path(path, "write"):
             os.replace(tmp, path)
         done = True
