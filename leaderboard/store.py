@@ -9,6 +9,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from m2v_bench.atomic import make_dirs
+from m2v_bench.errors import M2VError
+
 MIGRATIONS = [
     """
     CREATE TABLE submissions (
@@ -58,12 +61,30 @@ class Submission:
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=60000")
-        self._migrate()
+        if self.path.is_dir():
+            raise M2VError(f"--db {self.path}: is a folder; give the leaderboard's SQLite file")
+        make_dirs(self.path.parent)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._check_foreign()  # before anything that writes (journal_mode=WAL changes the file)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # not SQLite at all ("file is not a database"), or unreadable
+            raise M2VError(f"--db {self.path}: not a leaderboard database ({exc}); give another --db path") from None
+
+    def _check_foreign(self) -> None:
+        """A SQLite file of another application is never written into."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and tables:
+            raise M2VError(
+                f"--db {self.path}: a SQLite database of another application (tables {sorted(tables)[:5]}); "
+                "give the leaderboard its own --db file"
+            )
+        if version > len(MIGRATIONS):
+            raise M2VError(f"--db {self.path}: schema version {version} is newer than this m2v-bench knows; upgrade")
 
     def _migrate(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")

@@ -1,5 +1,10 @@
-"""The ``m2v-bench`` command line. Each subcommand is a thin layer over the library; user errors print one line
-(``m2v-bench: error: ...``) and exit 2, validation errors exit 1."""
+"""The ``m2v-bench`` command line. Each subcommand is a thin layer over the library.
+
+Error policy: a user error (:class:`~m2v_bench.errors.M2VError`, raised where a user's file or option is read)
+prints one line ``m2v-bench: error: <file[:line]> [sample]: <what> ; <fix>`` and exits 2; bad options exit 2 through
+argparse; ``validate`` exits 1 on a failed check. Anything else is a bug and keeps its traceback. Every file a
+command writes is written atomically and read back first (:mod:`m2v_bench.atomic`): on an error, no output file
+changes or appears."""
 
 from __future__ import annotations
 
@@ -18,6 +23,27 @@ from m2v_bench import __version__
 from m2v_bench.errors import M2VError
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1 (a batch size)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
 def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
     counts = {split: sum(1 for r in result.records if r.split == split) for split in paths}
     print(
@@ -30,12 +56,13 @@ def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.data_dir import DATA_DIR_ENV, SAMPLE, data_dir
     from m2v_bench.datasets import prepare, write_prepared
 
     if args.out is None and os.environ.get(DATA_DIR_ENV) == SAMPLE:
         raise M2VError(f"{DATA_DIR_ENV}={SAMPLE} names the bundled sample data; give --out DIR to prepare elsewhere")
-    out = args.out or data_dir()
+    out = check_folder_target(args.out or data_dir(), "--out")
     result = prepare(args.dataset, args.root, fmt=args.format, table=args.table, media_root=args.media_root)
     if not result.records:
         raise M2VError(f"{args.root}: no {args.dataset} samples found; check --root and --format")
@@ -83,30 +110,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
     print(_summary_table(report))
     if args.report:
-        args.report.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        from m2v_bench.atomic import atomic_write_text, check_json
+
+        atomic_write_text(args.report, json.dumps(report.to_json(), indent=2) + "\n", check_json)
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): {'FAILED' if failed else 'OK'}")
     return 1 if failed else 0
 
 
 def cmd_make_sample_data(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.sample_data import SampleDataConfig, make_sample_data
 
+    check_folder_target(args.out)
     samples = make_sample_data(args.out, SampleDataConfig(seed=args.seed))
     print(f"wrote synthetic raw datasets to {args.out}: " + ", ".join(f"{k} {len(v)}" for k, v in samples.items()))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.demo import run
 
+    check_folder_target(args.out, "--out")
     run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs, families=args.family, targets=args.target)
     return 0
 
 
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.models.families import get_family
 
+    check_folder_target(args.out)
     path = get_family(args.family).build_tiny(args.out)
     print(f"wrote a tiny random {args.family} checkpoint with its processor to {path}")
     return 0
@@ -130,9 +165,13 @@ def cmd_re_predict(args: argparse.Namespace) -> int:
     from m2v_bench.models.generation import Generator
     from m2v_bench.models.loading import load
 
-    memes = re_.load_memes(args.memes)
     re_.target_space(args.target)
+    memes = re_.load_memes(args.memes)
     state, device = _data_parallel_state(args.device)
+    if state.is_main_process:  # a file of another target is refused before the model loads (rank 0 owns --out)
+        done = re_.read_predictions(args.out, repair=True)
+        if done:
+            re_.check_predictions(done, memes, args.target, args.out)
     loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=device)
     generator = Generator(loaded, batch_size=args.batch_size, frame_cache=None)
     done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet,
@@ -150,9 +189,7 @@ def cmd_re_queue(args: argparse.Namespace) -> int:
 
     memes = re_.load_memes(args.memes)
     predictions = re_.read_predictions(args.predictions)
-    target = next(iter(predictions.values())).target if predictions else None
-    if target is None:
-        raise M2VError(f"{args.predictions}: no predictions; run `m2v-bench reannotate predict` first")
+    target = re_.check_predictions(predictions, memes, None, args.predictions)
     queue = re_.conflicts(memes, predictions)
     re_.write_queue(queue, predictions, target, args.out_csv, args.out_labelstudio)
     print(
@@ -178,21 +215,30 @@ def cmd_re_import(args: argparse.Namespace) -> int:
 
 def cmd_re_vote(args: argparse.Namespace) -> int:
     from m2v_bench import reannotate as re_
-    from m2v_bench.manifest import write_manifest
+    from m2v_bench.manifest import record_from_json, write_manifest
 
+    re_.target_space(args.target)
     memes = re_.load_memes(args.memes)
     predictions = re_.read_predictions(args.predictions)
-    human = re_.read_human(args.human) if args.human else {}
+    re_.check_predictions(predictions, memes, args.target, args.predictions)
+    human = re_.read_human(args.human, args.target) if args.human else {}
     result = re_.vote(memes, predictions, human, args.target)
     if result.unresolved and not args.partial:
         raise M2VError(
             f"{len(result.unresolved)} conflict(s) have no human label yet (e.g. {', '.join(result.unresolved[:5])}); "
             "collect them (queue/import) or pass --partial to write only the resolved memes"
         )
+    if not result.records:
+        raise M2VError(
+            f"{args.memes}: no meme is resolved ({len(result.unresolved)} conflict(s) without a human label); "
+            "nothing written: import human labels first (`reannotate queue` / `reannotate import`)"
+        )
     name = re_.aligned_name(memes[0].source, args.target)
     manifest = args.out / name / "train.jsonl"
-    write_manifest(manifest, result.records)
+    for number, record in enumerate(result.records, start=1):  # both outputs are checked before either is written
+        record_from_json(record.to_json(), f"{manifest} record {number}")
     re_.write_paper_csv(args.out / f"{name}.csv", result.rows)
+    write_manifest(manifest, result.records)
     print(f"{len(result.records)} memes aligned with {args.target} -> {manifest} and {args.out / f'{name}.csv'}")
     if result.unresolved:
         print(f"left out, unresolved: {', '.join(result.unresolved)}")
@@ -216,7 +262,9 @@ def cmd_re_stats(args: argparse.Namespace) -> int:
                "0->0", "0->1", "1->0", "1->1", "pos. rate before", "pos. rate after"]  # fmt: skip
     print(MarkdownTableWriter(headers=headers, value_matrix=rows, margin=1).dumps())
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        from m2v_bench.atomic import atomic_write_text, check_json
+
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n", check_json)
     return 0
 
 
@@ -252,8 +300,9 @@ def _add_reannotate(sub) -> None:
     p.add_argument("--target", required=True, help="mhc or hatemm")
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")
     p.add_argument("--adapter", default=None)
-    p.add_argument("--shots", type=int, default=8, help="demonstrations of the target (default: the paper's 8)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--shots", type=non_negative_int, default=8,
+                   help="demonstrations of the target (default: the paper's 8)")  # fmt: skip
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, required=True, help="predictions JSONL (appended to; a rerun resumes)")
@@ -300,8 +349,9 @@ def _store(args):
 
 def cmd_lb_submit(args: argparse.Namespace) -> int:
     from m2v_bench.data_dir import data_dir
-    from m2v_bench.leaderboard.submit import submit
+    from m2v_bench.leaderboard.submit import describe, submit
 
+    describe(args.checkpoint)  # a bad provenance is refused before the database is opened (or created)
     rows = submit(_store(args), args.checkpoint, args.results, args.data_dir or data_dir(), name=args.name)
     for row in rows:
         print(
@@ -325,8 +375,10 @@ def cmd_lb_show(args: argparse.Namespace) -> int:
 
 
 def cmd_lb_build(args: argparse.Namespace) -> int:
+    from m2v_bench.atomic import check_folder_target
     from m2v_bench.leaderboard.site import build
 
+    check_folder_target(args.out)
     pages = build(_store(args), args.out)
     print(f"wrote {len(pages)} pages to {args.out} (open {args.out / 'index.html'})")
     return 0
@@ -416,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true", help="decode every video frame instead of first + last second")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.add_argument("--report", type=Path, default=None, help="write every issue and the counts as JSON")
-    p.add_argument("--max-per-kind", type=int, default=20, help="issues printed per kind (default 20)")
+    p.add_argument("--max-per-kind", type=non_negative_int, default=20, help="issues printed per kind (default 20)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_validate)
 
@@ -502,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return args.func(args)
-    except (M2VError, OSError) as exc:  # OSError: a path the user named cannot be read or written
+    except M2VError as exc:  # only user errors: an OSError or anything else is a bug and keeps its traceback
         print(f"m2v-bench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

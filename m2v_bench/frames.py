@@ -47,6 +47,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from m2v_bench.atomic import make_dirs
+from m2v_bench.errors import M2VError
 from m2v_bench.media import (
     IMAGE_EXTENSIONS,
     CorruptMedia,
@@ -56,8 +58,8 @@ from m2v_bench.media import (
     NotAVideo,
     _check_file,
     _looks_like_container,
+    load_image,
     open_video,
-    probe_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,10 @@ _FINGERPRINT_CHUNK = 256 * 1024
 Backend = Literal["pyav", "decord"]
 
 
+class ViewError(M2VError, ValueError):
+    """A frame view that cannot be taken (no frames, a size of zero pixels); the message says which setting."""
+
+
 @dataclass(frozen=True)
 class FrameView:
     """Which frames of a clip a model sees, and at what size (``(width, height)``; None keeps the clip's)."""
@@ -78,14 +84,27 @@ class FrameView:
     threshold: float = 100.0
     size: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("keyframe", "uniform"):
+            raise ViewError(f"frame view kind must be 'keyframe' or 'uniform', got {self.kind!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ViewError(f"{self.kind} view needs k >= 1 frames, got {self.k!r}")
+        if not math.isfinite(self.threshold) or self.threshold < 0:
+            raise ViewError(f"keyframe threshold must be a finite number >= 0, got {self.threshold!r}")
+        if self.size is not None:
+            size = tuple(self.size)
+            if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
+                raise ViewError(
+                    f"frame size must be (width, height) with both >= 1 pixels, or None, got {self.size!r}"
+                )
+            object.__setattr__(self, "size", size)
+
     @classmethod
     def keyframe(cls, threshold: float = 100.0, size: tuple[int, int] | None = (560, 560)) -> FrameView:
         return cls("keyframe", 1, float(threshold), size)
 
     @classmethod
     def uniform(cls, k: int = 16, size: tuple[int, int] | None = None) -> FrameView:
-        if k < 1:
-            raise ValueError(f"uniform view needs k >= 1, got {k}")
         return cls("uniform", k, 0.0, size)
 
     def key(self) -> str:
@@ -339,9 +358,7 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def _load_frame(path: Path) -> np.ndarray:
-    probe_image(path)  # typed errors for empty / truncated / non-image files
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return np.asarray(load_image(path))  # typed errors for empty / truncated / non-image files
 
 
 # ------------------------------------------------------------------------------------------------------- sampler
@@ -362,8 +379,12 @@ class FrameSampler:
             raise ValueError(f"backend must be 'pyav' or 'decord', got {backend!r}")
         self.backend = backend
         self.threads = threads if threads is not None else min(4, os.cpu_count() or 1)
+        from_env = cache_dir is None and bool(os.environ.get(CACHE_ENV))
         cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or None
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
+            named = f"{CACHE_ENV}={cache_dir}" if from_env else f"frame cache {cache_dir}"
+            raise M2VError(f"{named}: is a file, not a folder; point the frame cache at a folder")
 
     def sample(self, source: str | os.PathLike[str], view: FrameView) -> Frames:
         source = Path(source)
@@ -443,11 +464,21 @@ class FrameSampler:
             array = np.load(array_path, allow_pickle=False)
         except (OSError, ValueError):  # absent, or half-written by a killed run: decode again
             return None
-        return Frames(array, meta["indices"], meta["total_frames"], meta["fallback"], {"cached": True})
+        try:
+            frames = Frames(array, list(meta["indices"]), int(meta["total_frames"]), bool(meta["fallback"]),
+                            {"cached": True})  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            logger.warning("%s: a frame-cache entry without its keys (indices, total_frames, fallback); decoding the "
+                           "clip again and rewriting it", meta_path)  # fmt: skip
+            return None
+        if array.ndim != 4 or array.shape[0] != len(frames.indices):
+            logger.warning("%s: a frame-cache entry whose array does not match; decoding again", array_path)
+            return None
+        return frames
 
     def _cache_write(self, key: str, frames: Frames) -> None:
         array_path, meta_path = self._cache_paths(key)
-        array_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(array_path.parent)
         tmp = array_path.with_name(f"{array_path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, frames.array, allow_pickle=False)
         os.replace(tmp, array_path)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import jsonlines
 
+from m2v_bench.atomic import user_path
 from m2v_bench.errors import M2VError
 
 
@@ -25,40 +26,47 @@ def read_jsonl(
     JSON or not an object raise ``error`` naming the file (and line); ``what`` names the expected record."""
     path = Path(path)
     if not path.is_file():
-        raise error(f"{path}: no such file")
+        raise error(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
     rows = []
     try:
-        with open(path, encoding="utf-8-sig") as fh:
+        with user_path(path), open(path, encoding="utf-8-sig") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise error(f"{where}: not valid JSON ({exc.msg}); expected a {what}") from None
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                    raise error(f"{where}: not valid JSON ({why}); expected a {what}") from None
                 if not isinstance(obj, dict):
                     raise error(f"{where}: expected a {what} (a JSON object), got {type(obj).__name__}")
                 rows.append((where, obj))
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise error(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     return rows
 
 
-def write_jsonl(path: str | os.PathLike[str], objects: Iterable[dict[str, Any]], sort_keys: bool = False) -> int:
-    """Write objects as JSONL, atomically; returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+def write_jsonl(
+    path: str | os.PathLike[str],
+    objects: Iterable[dict[str, Any]],
+    sort_keys: bool = False,
+    check: Callable[[Path], Any] | None = None,
+) -> int:
+    """Write objects as JSONL, atomically (:func:`m2v_bench.atomic.atomic_write`): ``check`` reads the written file
+    back before it replaces the old one (default: :func:`read_jsonl`). Returns the number written."""
+    from m2v_bench.atomic import atomic_write
+
     count = 0
-    try:
-        with jsonlines.open(tmp, mode="w", compact=True, sort_keys=sort_keys) as writer:
-            for obj in objects:
-                writer.write(obj)
-                count += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def write(fh: IO[str]) -> None:
+        nonlocal count
+        writer = jsonlines.Writer(fh, compact=True, sort_keys=sort_keys)
+        for obj in objects:
+            writer.write(obj)
+            count += 1
+
+    atomic_write(path, write, check or read_jsonl)
     return count
 
 

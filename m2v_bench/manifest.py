@@ -101,9 +101,22 @@ def record_from_json(obj: Any, where: str) -> Record:
         raise ManifestError(f"{where}: split must be one of {SPLITS}, got {obj['split']!r}")
     if obj["label_space"] not in LABEL_SPACES:
         raise ManifestError(f"{where}: label_space must be one of {sorted(LABEL_SPACES)}, got {obj['label_space']!r}")
-    if not obj["id"]:
-        raise ManifestError(f"{where}: empty id")
+    check_id(obj["id"], where)
     return Record(**obj)
+
+
+def check_id(sample_id: str, where: str) -> None:
+    """A sample id becomes part of file names (frame caches, per-sample logs, media look-ups): no empty id, no path
+    separator, no ``.``/``..``, no control character (NUL)."""
+    if not sample_id.strip():
+        raise ManifestError(f"{where}: empty id; every sample needs its dataset's id")
+    bad = next((c for c in sample_id if c in "/\\" or ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None or sample_id in (".", ".."):
+        shown = repr(bad) if bad is not None else repr(sample_id)
+        raise ManifestError(
+            f"{where}: id {sample_id!r} contains {shown}; ids must not hold path separators, '..' or control "
+            "characters (fix the id in the raw data)"
+        )
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[Record]:
@@ -115,8 +128,9 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Record]:
 
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> int:
-    """Write records as JSONL (atomically: a reader never sees half a file). Returns the number written."""
-    return write_jsonl(path, (record.to_json() for record in records), sort_keys=True)
+    """Write records as JSONL, atomically, after reading the written file back with :func:`read_manifest` (what it
+    would reject is never written; the old file stays). Returns the number written."""
+    return write_jsonl(path, (record.to_json() for record in records), sort_keys=True, check=read_manifest)
 
 
 def split_hash(records: Iterable[Record]) -> str:

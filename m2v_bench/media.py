@@ -63,6 +63,14 @@ class CorruptMedia(MediaError):
     reason = "corrupt-or-truncated"
 
 
+class TooLarge(MediaError):
+    reason = "too-large"
+
+
+class WrongModality(MediaError):
+    reason = "wrong-modality"
+
+
 class NoFrames(MediaError):
     reason = "zero-frames"
 
@@ -201,7 +209,25 @@ def probe_image(path: str | os.PathLike[str]) -> tuple[int, int]:
             return image.size
     except UnidentifiedImageError:
         raise NotAnImage(path, "not an image file") from None
-    except (OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(path, f"refused to decode: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptMedia(path, f"image is truncated or corrupt ({exc})") from None
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """An image file as RGB, decoded completely, with errors naming the file (Pillow's own say "image file is
+    truncated" without a name)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with _strict_image_loading(), Image.open(path) as image:
+            return image.convert("RGB")
+    except UnidentifiedImageError:
+        raise NotAnImage(path, "not an image file") from None
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(path, f"refused to decode: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptMedia(path, f"image is truncated or corrupt ({exc})") from None
 
 

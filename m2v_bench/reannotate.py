@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from m2v_bench.atomic import atomic_write, atomic_write_text, check_json, make_dirs, user_path
 from m2v_bench.errors import M2VError
 from m2v_bench.jsonl import append_jsonl, read_jsonl, write_jsonl
 from m2v_bench.labels import Answer, LabelSpace, few_shot_prompt
@@ -66,9 +67,12 @@ class Prediction:
 def read_predictions(path: Path, repair: bool = False) -> dict[str, Prediction]:
     """Predictions by meme id. A torn last line (a run killed mid-write) is an error, or with ``repair`` is cut off
     so that meme is predicted again; complete lines are never dropped."""
+    if path.is_dir():
+        raise M2VError(f"{path}: is a folder; give the predictions file (JSONL)")
     if not path.is_file():
         return {}
-    data = path.read_bytes()
+    with user_path(path):
+        data = path.read_bytes()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -92,6 +96,12 @@ def read_predictions(path: Path, repair: bool = False) -> dict[str, Prediction]:
             raise M2VError(f"{where}: prediction must be 1, 0 or -1, got {prediction.prediction}")
         if prediction.id in predictions and predictions[prediction.id] != prediction:
             raise M2VError(f"{where}: a second, different prediction for meme {prediction.id}")
+        first = next(iter(predictions.values()), None)
+        if first is not None and prediction.target != first.target:
+            raise M2VError(
+                f"{where}: a prediction for target {prediction.target!r} in a file of {first.target!r} predictions; "
+                "keep one target per predictions file"
+            )
         predictions[prediction.id] = prediction
     return predictions
 
@@ -165,6 +175,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def check_predictions(predictions: dict[str, Prediction], memes: list[Record], target: str | None, path: Path) -> str:
+    """Predictions must be for ``target`` (when given) and for memes of the manifest; returns their target."""
+    if not predictions:
+        raise M2VError(f"{path}: no predictions; run `m2v-bench reannotate predict` first")
+    found = next(iter(predictions.values())).target
+    if target is not None and found != target:
+        raise M2VError(
+            f"{path}: predictions were made for target {found!r}, not {target!r}; predict for {target} "
+            f"(`reannotate predict --target {target}`) or pass --target {found}"
+        )
+    ids = {m.id for m in memes}
+    unknown = sorted(i for i in predictions if i not in ids)
+    if unknown:
+        raise M2VError(
+            f"{path}: {len(unknown)} prediction(s) for memes not in the manifest (e.g. {unknown[:3]}); "
+            "predictions and --memes must come from the same meme set"
+        )
+    return found
+
+
 def predict(
     memes: list[Record],
     target: str,
@@ -205,20 +235,20 @@ def predict(
     wrong_target = [p.id for p in done.values() if p.target != target]
     if wrong_target:
         raise M2VError(f"{out} holds predictions for another target ({wrong_target[:3]}...); use another file")
-    todo = [m for m in memes if m.id not in done][rank::world_size]
+    remaining = [m for m in memes if m.id not in done]
+    missing = [m.id for m in remaining if m.media is None]
+    if missing:
+        raise M2VError(f"meme {missing[0]} has no image (media is null); `m2v-bench validate` lists them")
+    todo = remaining[rank::world_size]
     destination = out if world_size == 1 else part_path(out, rank)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(destination.parent)
     desc = f"predict {target}" + (f" [rank {rank}/{world_size}]" if world_size > 1 else "")
     total = len(memes) if world_size == 1 else len(todo)
     bar = tqdm(total=total, initial=total - len(todo), desc=desc, disable=not progress, position=rank)
-    with open(destination, "a", encoding="utf-8") as fh:
+    with user_path(destination, "append to"), open(destination, "a", encoding="utf-8") as fh:
         for start in range(0, len(todo), generator.batch_size):
             batch = todo[start : start + generator.batch_size]
-            items = []
-            for meme in batch:
-                if meme.media is None:
-                    raise M2VError(f"meme {meme.id} has no image (media is null); `m2v-bench validate` lists them")
-                items.append((few_shot_prompt(meme.text, space, "image", demos), [meme.media]))
+            items = [(few_shot_prompt(meme.text, space, "image", demos), [meme.media]) for meme in batch]
             for meme, response in zip(batch, generator.generate(items), strict=True):
                 prediction = Prediction(meme.id, int(space.parse(response)), response, target)
                 append_jsonl(fh, prediction.__dict__)
@@ -243,8 +273,24 @@ def load_memes(manifest: Path) -> list[Record]:
     from m2v_bench.manifest import read_manifest, with_absolute_media
 
     memes = with_absolute_media(read_manifest(manifest), manifest.parent)
+    if not memes:
+        raise M2VError(f"{manifest}: no meme in the manifest; prepare the meme dataset first")
     if any(m.modality != "image" for m in memes):
         raise M2VError(f"{manifest}: re-annotation takes meme (image) manifests")
+    sources = sorted({m.source for m in memes})
+    if len(sources) > 1:
+        raise M2VError(f"{manifest}: memes of several sources {sources}; re-annotate one meme dataset at a time")
+    aligned = [m.id for m in memes if m.dataset != m.source]
+    if aligned:
+        raise M2VError(
+            f"{manifest}: meme {aligned[0]} is already re-annotated ({memes[0].dataset}); give the prepared meme "
+            "manifest with its original labels (e.g. data/fhm/train.jsonl)"
+        )
+    seen: set[str] = set()
+    for meme in memes:
+        if meme.id in seen:
+            raise M2VError(f"{manifest} [{meme.id}]: the meme id appears twice; `m2v-bench validate` lists them")
+        seen.add(meme.id)
     return memes
 
 
@@ -264,14 +310,22 @@ def write_queue(items: list[Record], predictions: dict[str, Prediction], target:
     """The annotation queue as CSV (fill in ``human_label`` with 0/1 or a label word) and as a Label Studio import
     (choices = the target's two label words; the model's answer as a pre-annotation)."""
     space = target_space(target)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+    for path in (csv_path, labelstudio_path):  # both outputs are checked before either is written
+        if path is not None and path.is_dir():
+            raise M2VError(f"{path}: is a folder; give a file path to write")
+
+    def write(fh) -> None:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["id", "image", "text", "original_label", "model_prediction", "human_label", "annotator"])
+        writer.writerow(QUEUE_COLUMNS)
         for meme in items:
-            writer.writerow(
-                [meme.id, meme.media or "", meme.text, meme.label, predictions[meme.id].prediction, "", ""]
-            )
+            writer.writerow([meme.id, meme.media or "", spreadsheet_safe(meme.text), meme.label,
+                             predictions[meme.id].prediction, "", ""])  # fmt: skip
+
+    def check(path: Path) -> None:
+        if read_queue(path) != [m.id for m in items]:
+            raise M2VError(f"{path}: the queue does not read back as written (ids changed)")
+
+    atomic_write(csv_path, write, check, newline="")
     if labelstudio_path is None:
         return
     tasks = []
@@ -285,14 +339,33 @@ def write_queue(items: list[Record], predictions: dict[str, Prediction], target:
                             "value": {"choices": [space.word(predicted)]}}],
             }]  # fmt: skip
         tasks.append(task)
-    labelstudio_path.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(labelstudio_path, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", check_json)
+
+
+QUEUE_COLUMNS = ("id", "image", "text", "original_label", "model_prediction", "human_label", "annotator")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula (= + - @, tab, CR) gets a leading ``'``
+    (OWASP's advice against CSV injection: annotators open the queue in Excel or LibreOffice)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def read_queue(path: Path) -> list[str]:
+    from m2v_bench.datasets.common import read_csv_rows
+
     if not path.is_file():
         raise M2VError(f"{path}: no queue file; make it with `m2v-bench reannotate queue`")
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [row["id"] for row in csv.DictReader(fh)]
+    ids: dict[str, str] = {}
+    for where, row in read_csv_rows(path, required=("id",)):
+        meme_id = row["id"].strip()
+        if not meme_id:
+            raise M2VError(f"{where}: empty id in the queue")
+        if meme_id in ids:
+            raise M2VError(f"{where}: meme {meme_id!r} is queued twice (first at {ids[meme_id]})")
+        ids[meme_id] = where
+    return list(ids)
 
 
 # ------------------------------------------------------------------------------------------------------ import
@@ -305,6 +378,8 @@ class HumanLabel:
     """None: the annotators tie."""
     votes: dict[str, int] = field(default_factory=dict)
     """annotator -> label."""
+    target: str | None = None
+    """The target whose label words the annotators answered in (None in files from before it was recorded)."""
 
 
 def _label_value(value, space: LabelSpace, where: str) -> int:
@@ -318,31 +393,48 @@ def _label_value(value, space: LabelSpace, where: str) -> int:
 
 
 def _answers_from_csv(path: Path, space: LabelSpace) -> Iterable[tuple[str, str, int, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        column = "human_label" if "human_label" in (reader.fieldnames or []) else "label"
-        if "id" not in (reader.fieldnames or []) or column not in (reader.fieldnames or []):
-            raise M2VError(f"{path}: needs columns id and human_label (or label); found {reader.fieldnames}")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if (row[column] or "").strip() == "":
-                continue  # not answered yet
-            annotator = (row.get("annotator") or "").strip() or path.name
-            yield row["id"].strip(), annotator, _label_value(row[column], space, where), where
+    from m2v_bench.datasets.common import read_csv_rows
+
+    rows = read_csv_rows(path, required=("id",))
+    header = list(rows[0][1]) if rows else []
+    if rows and "human_label" not in header and "label" not in header:
+        raise M2VError(f"{path}: needs columns id and human_label (or label); found {header}")
+    column = "human_label" if "human_label" in header else "label"
+    for where, row in rows:
+        if (row[column] or "").strip() == "":
+            continue  # not answered yet
+        annotator = (row.get("annotator") or "").strip() or path.name
+        yield row["id"].strip(), annotator, _label_value(row[column], space, where), where
 
 
 def _answers_from_labelstudio(path: Path, space: LabelSpace) -> Iterable[tuple[str, str, int, str]]:
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        with user_path(path):
+            tasks = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise M2VError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); export it again") from None
     except json.JSONDecodeError as exc:
-        raise M2VError(f"{path}: not valid JSON ({exc.msg})") from None
-    for number, task in enumerate(tasks):
+        raise M2VError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); export it again from Label Studio") from None
+    if not isinstance(tasks, list):
+        raise M2VError(f"{path}: expected Label Studio's JSON export (a list of tasks), got {type(tasks).__name__}")
+    for number, task in enumerate(tasks, start=1):
         where = f"{path}: task {number}"
-        meme_id = str(task.get("data", {}).get("id", ""))
-        for annotation in task.get("annotations", []):
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), (str, int)) or isinstance(data["id"], bool):
+            raise M2VError(f"{where}: expected a task object with data.id (the meme id); export it again as JSON")
+        meme_id = str(data["id"])
+        annotations = task.get("annotations", [])
+        if not isinstance(annotations, list):
+            raise M2VError(f"{where} ({meme_id}): 'annotations' must be a list")
+        for annotation in annotations:
+            if not isinstance(annotation, dict):
+                raise M2VError(f"{where} ({meme_id}): an annotation must be an object, got {annotation!r:.40}")
             if annotation.get("was_cancelled"):
                 continue
-            choices = [c for r in annotation.get("result", []) for c in r.get("value", {}).get("choices", [])]
+            try:
+                choices = [c for r in annotation.get("result", []) for c in r.get("value", {}).get("choices", [])]
+            except (AttributeError, TypeError):
+                raise M2VError(f"{where} ({meme_id}): an annotation result is not Label Studio's shape") from None
             if len(choices) != 1:
                 raise M2VError(f"{where} ({meme_id}): expected one choice per annotation, got {choices}")
             annotator = str(annotation.get("completed_by", "labelstudio"))
@@ -370,7 +462,7 @@ def import_answers(paths: list[Path], queue_ids: list[str], target: str) -> dict
                     f"but {earlier[0]} at {earlier[1]}; keep one of the two answers"
                 )
             seen[(meme_id, annotator)] = (label, where)
-            labels.setdefault(meme_id, HumanLabel(meme_id, None)).votes[annotator] = label
+            labels.setdefault(meme_id, HumanLabel(meme_id, None, target=target)).votes[annotator] = label
     for human in labels.values():
         counts = Counter(human.votes.values()).most_common()
         human.label = counts[0][0] if len(counts) == 1 or counts[0][1] > counts[1][1] else None
@@ -378,18 +470,38 @@ def import_answers(paths: list[Path], queue_ids: list[str], target: str) -> dict
 
 
 def write_human(path: Path, labels: dict[str, HumanLabel]) -> None:
-    write_jsonl(path, (human.__dict__ for human in labels.values()))
+    write_jsonl(path, (human.__dict__ for human in labels.values()), check=read_human)
 
 
-def read_human(path: Path) -> dict[str, HumanLabel]:
+def read_human(path: Path, target: str | None = None) -> dict[str, HumanLabel]:
+    """Human labels by meme id: 0, 1 or null (a tie), each vote 0 or 1; with ``target``, labels recorded for
+    another target are an error."""
     if not path.is_file():
         raise M2VError(f"{path}: no human labels; make them with `m2v-bench reannotate import`")
-    labels = {}
+    labels: dict[str, HumanLabel] = {}
     for where, obj in read_jsonl(path, what="human-label record"):
         try:
-            labels[obj["id"]] = HumanLabel(obj["id"], obj["label"], obj.get("votes", {}))
+            human = HumanLabel(obj["id"], obj["label"], obj.get("votes", {}), obj.get("target"))
         except KeyError as exc:
             raise M2VError(f"{where}: not a human-label record (no {exc})") from None
+        if not isinstance(human.id, str) or not human.id:
+            raise M2VError(f"{where}: 'id' must be a meme id (a non-empty string), got {human.id!r}")
+        if human.label is not None and (type(human.label) is not int or human.label not in (0, 1)):
+            raise M2VError(
+                f"{where} [{human.id}]: label must be 0, 1 or null (a tie), got {json.dumps(human.label)}; "
+                "import the answers again with `reannotate import`"
+            )
+        votes = human.votes
+        if not isinstance(votes, dict) or any(type(v) is not int or v not in (0, 1) for v in votes.values()):
+            raise M2VError(f"{where} [{human.id}]: votes must map annotators to 0 or 1, got {json.dumps(votes)}")
+        if target is not None and human.target not in (None, target):
+            raise M2VError(
+                f"{where} [{human.id}]: a human label for target {human.target!r}, not {target!r}; use the labels "
+                f"imported with --target {target}"
+            )
+        if human.id in labels:
+            raise M2VError(f"{where}: a second human label for meme {human.id}")
+        labels[human.id] = human
     return labels
 
 
@@ -410,6 +522,16 @@ def vote(
 ) -> VoteResult:
     space = target_space(target)
     conflicted = {m.id for m in conflicts(memes, predictions)}
+    if predictions:
+        found = next(iter(predictions.values())).target
+        if found != target:
+            raise M2VError(f"the predictions were made for target {found!r}, not {target!r}; predict for {target}")
+    unknown = sorted(i for i in human if i not in conflicted)
+    if unknown:
+        raise M2VError(
+            f"{len(unknown)} human label(s) for memes that are not in conflict or not in the manifest "
+            f"(e.g. {unknown[:3]}); the human labels must come from this meme set's queue"
+        )
     result = VoteResult([], [], [])
     for meme in memes:
         predicted = predictions[meme.id].prediction
@@ -445,11 +567,14 @@ def vote(
 
 
 def write_paper_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as fh:
+    """The paper's CSV, atomically, read back with :func:`read_paper_csv` first."""
+
+    def write(fh) -> None:
         writer = csv.DictWriter(fh, fieldnames=REANNOTATED_CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+    atomic_write(path, write, read_paper_csv, newline="")
 
 
 def read_paper_csv(path: Path) -> list[dict]:
@@ -461,8 +586,9 @@ def read_paper_csv(path: Path) -> list[dict]:
         typed = dict(row)
         for column in ("original_dataset_label", "model_prediction", "majority_voting"):
             value = row[column].strip()
-            if value not in ("0", "1", "-1"):
-                raise M2VError(f"{where}: {column} must be 0 or 1, got {row[column]!r}")
+            allowed = ("0", "1", "-1") if column == "model_prediction" else ("0", "1")
+            if value not in allowed:
+                raise M2VError(f"{where}: {column} must be {' or '.join(allowed)}, got {row[column]!r}")
             typed[column] = int(value)
         human = row["human_annotation"].strip()
         if human not in ("", "0", "1"):

@@ -19,9 +19,10 @@ from tqdm import tqdm
 
 from m2v_bench.datasets import DATASETS, KnownLeak
 from m2v_bench.errors import M2VError, ManifestError
+from m2v_bench.jsonl import read_jsonl
 from m2v_bench.labels import LABEL_SPACES
-from m2v_bench.manifest import SPLITS, Record, read_manifest
-from m2v_bench.media import MediaError, probe_image, probe_video
+from m2v_bench.manifest import SPLITS, Record, record_from_json
+from m2v_bench.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, probe_image, probe_video
 from m2v_bench.stat_cache import FileResultCache
 
 ERROR, WARNING = "error", "warning"
@@ -94,6 +95,11 @@ def _probe_media(record: Record, manifest: Path, deep: bool) -> tuple[str, str] 
     path = record.media_path(manifest.parent)
     if path is None:
         return "missing-media", "no media file recorded (media is null); add the file and prepare again"
+    suffix = path.suffix.lower()
+    if (record.modality == "video" and suffix in IMAGE_EXTENSIONS) or (
+        record.modality == "image" and suffix in VIDEO_EXTENSIONS
+    ):
+        return "wrong-modality", f"{path}: a {suffix} file in a modality '{record.modality}' record; fix the modality"
     try:
         if record.modality == "video":
             probe_video(path, deep=deep)
@@ -131,6 +137,32 @@ def media_problems(
     return problems
 
 
+def _expected_for_folder(folder: Path) -> dict[str, str]:
+    """What the records of a dataset folder must say: a registered dataset's folder (``fhm/``) holds that dataset in
+    its label space and modality; ``<meme>_aligned_with_<target>/`` holds memes in the target's label space."""
+    name = folder.name
+    if name in DATASETS:
+        spec = DATASETS[name]
+        return {"dataset": name, "label_space": spec.label_space_name, "modality": spec.modality}
+    source, sep, target = name.partition("_aligned_with_")
+    if sep and source in DATASETS and target in DATASETS:
+        return {"dataset": name, "label_space": DATASETS[target].label_space_name, "modality": "image"}
+    return {}
+
+
+def _misplaced(record: Record, manifest: Path, expected: dict[str, str]) -> list[str]:
+    problems = []
+    if manifest.stem in SPLITS and record.split != manifest.stem:
+        problems.append(f"split '{record.split}' in {manifest.name}; a record's split must match its file")
+    for key, value in expected.items():
+        if getattr(record, key) != value:
+            problems.append(
+                f"{key} '{getattr(record, key)}' in the folder {manifest.parent.name}/, which holds {key} '{value}'; "
+                "prepare it into its own folder"
+            )
+    return problems
+
+
 def _known_leak(datasets: set[str], sample_id: str) -> KnownLeak | None:
     specs = [DATASETS[name] for name in datasets if name in DATASETS]
     return next((leak for spec in specs if (leak := spec.known_leak(sample_id))), None)
@@ -147,15 +179,24 @@ def _validate_group(
     report: ValidationReport, folder: Path, files: list[Path], check_media: bool, deep: bool, progress: bool
 ) -> None:
     located: list[tuple[Record, Path, str]] = []  # record, manifest, file:line
+    expected = _expected_for_folder(folder)
     for manifest in files:
         try:
-            records = read_manifest(manifest)
+            records = [
+                (record_from_json(obj, where), where)
+                for where, obj in read_jsonl(manifest, ManifestError, "manifest record")
+            ]
         except ManifestError as exc:
             report.issues.append(Issue(ERROR, "bad-manifest", str(manifest), None, str(exc)))
             continue
-        # read_manifest skips blank lines; recover line numbers for messages.
-        lines = [n for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
-        located.extend((r, manifest, f"{manifest}:{n}") for r, n in zip(records, lines, strict=True))
+        if not records:
+            report.issues.append(
+                Issue(ERROR, "empty-manifest", str(manifest), None, "no record; prepare again or remove the file")
+            )
+        for record, where in records:
+            located.append((record, manifest, where))
+            for problem in _misplaced(record, manifest, expected):
+                report.issues.append(Issue(ERROR, "wrong-folder", where, record.id, problem))
 
     splits_of: dict[str, dict[str, str]] = defaultdict(dict)  # id -> split -> where
     for record, _manifest, where in located:

@@ -19,6 +19,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import CACHE_VERSION, FrameSampler, FrameView
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
+from m2v_bench.media import load_image
 from m2v_bench.metrics import INVALID, METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
 
 VIEWS = ("video", "keyframe", "image")
@@ -118,8 +119,7 @@ def doc_to_visual(doc):
         return [_media(doc)]
     if doc["view"] == "keyframe":
         return FrameSampler().sample(_media(doc), FrameView.keyframe()).images()
-    with Image.open(_media(doc)) as image:
-        return [image.convert("RGB")]
+    return [load_image(_media(doc))]
 
 
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):

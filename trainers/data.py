@@ -95,18 +95,29 @@ def _without_test_ids(records: list[Record], path: Path, target: str) -> tuple[l
     return [r for r in records if r.id not in overlap], tuple(sorted(overlap))
 
 
-def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:
-    """The records of a strategy's mixture and the manifests they came from (``seed``: the video_fraction draw)."""
+def check_strategy(strategy: str, args: M2VDataArguments):
+    """The combinations of strategy, target, meme source and video fraction that make sense; returns the target's
+    dataset spec. A video strategy needs a video target; a video fraction needs a strategy that trains on videos."""
     spec = get_strategy(strategy)
     if not spec.trains:
         raise M2VError(f"{strategy} trains nothing (it is the base model): evaluate the base model instead")
     target = check_target(args.target)
     if spec.memes is not None:
         check_meme_source(args.meme_source)
+    if not spec.videos and args.video_fraction != 1:
+        raise M2VError(
+            f"video_fraction {args.video_fraction}: {strategy} trains on no video, so it would be ignored but "
+            "recorded; drop the option (it applies to vid_ft and vid_rm_ft)"
+        )
     if not 0 < args.video_fraction <= 1:
         raise M2VError(f"video_fraction must be in (0, 1], got {args.video_fraction}")
-    if args.video_fraction < 1 and not spec.videos:
-        raise M2VError(f"video_fraction {args.video_fraction}: {strategy} trains on no video; drop the option")
+    return target
+
+
+def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> tuple[list[Record], list[Source]]:
+    """The records of a strategy's mixture and the manifests they came from (``seed``: the video_fraction draw)."""
+    spec = get_strategy(strategy)
+    target = check_strategy(strategy, args)
     data_dir = Path(args.data_dir)
     sources: list[Source] = []
     records: list[Record] = []

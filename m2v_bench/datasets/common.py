@@ -6,15 +6,17 @@ import csv
 import json
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from m2v_bench.atomic import atomic_write_text, make_dirs, user_path
 from m2v_bench.errors import PrepareError
 from m2v_bench.labels import Demonstration, LabelSpace, Modality, get_label_space
-from m2v_bench.manifest import SPLITS, Record, split_hash, write_manifest
+from m2v_bench.manifest import SPLITS, Record, record_from_json, split_hash, write_manifest
 from m2v_bench.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 SPLIT_ALIASES = {"train": "train", "valid": "validation", "val": "validation", "dev": "validation"}
@@ -132,19 +134,48 @@ def parse_binary_label(value: str, where: str) -> int:
     raise PrepareError(f"{where}: label must be 0 or 1, got {value!r}")
 
 
+def raise_csv_field_limit() -> None:
+    """Python's csv module refuses fields over 128 KiB; a transcript of a long video is longer. Lift the limit."""
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:  # a C long is 32 bits on some platforms
+            limit //= 2
+
+
 def read_csv_rows(path: Path, delimiter: str = ",", required: Iterable[str] = ()) -> list[tuple[str, dict[str, str]]]:
-    """Rows of a CSV/TSV with their file:line, checking the header has the required columns."""
+    """Rows of a CSV/TSV with their file:line, checking the header has the required columns and every row has as
+    many cells as the header (a surplus cell is an error, never dropped)."""
     if not path.is_file():
-        raise PrepareError(f"{path}: file not found")
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+        raise PrepareError(f"{path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    raise_csv_field_limit()
+    rows = []
+    with user_path(path), open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         try:
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if not reader.fieldnames:
+                raise PrepareError(f"{path}: empty file; expected a header row with {list(required)}")
+            missing = [c for c in required if c not in reader.fieldnames]
             if missing:
                 raise PrepareError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-            return [(f"{path}:{reader.line_num}", row) for row in reader]
+            width = len(reader.fieldnames)
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row:
+                    raise PrepareError(
+                        f"{where}: {width + len(row[None])} cells, the header has {width}; quote cells that hold "
+                        f"the delimiter {delimiter!r} or remove the surplus cells"
+                    )
+                if any(value is None for value in row.values()):
+                    cells = sum(value is not None for value in row.values())
+                    raise PrepareError(f"{where}: {cells} cells, the header has {width}; fill in the missing cells")
+                rows.append((where, row))
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise PrepareError(f"{path}:{reader.line_num}: not a readable UTF-8 table ({exc})") from None
+            line = f":{reader.line_num}" if reader.line_num else ""
+            raise PrepareError(f"{path}{line}: not a readable UTF-8 table ({exc})") from None
+    return rows
 
 
 SPLIT_TABLE_COLUMNS = ("id", "text", "type", "label")
@@ -247,10 +278,22 @@ def write_prepared(result: PrepareResult, out_dir: Path, dataset: str) -> dict[s
     """Write ``<out>/<dataset>/<split>.jsonl`` (media paths relative to that folder) and
     ``prepare_report.json`` (counts, split hashes, warnings, excluded samples). Returns the manifest paths."""
     target = out_dir / dataset
-    target.mkdir(parents=True, exist_ok=True)
     by_split: dict[str, list[Record]] = {s: [] for s in SPLITS}
     for record in result.records:
         by_split[record.split].append(_relative_media(record, target))
+    # Every record must pass the manifest reader before anything is written: a bad one fails the run with nothing
+    # changed, instead of leaving manifests that `validate` and the tasks then reject.
+    for split, records in by_split.items():
+        ids: dict[str, int] = {}
+        for number, record in enumerate(records, start=1):
+            record_from_json(record.to_json(), f"{dataset} {split} sample {number} ({record.id!r})")
+            if record.id in ids:
+                raise PrepareError(
+                    f"{dataset} {split}: id {record.id!r} appears twice (samples {ids[record.id]} and {number}); "
+                    "remove the duplicate from the raw data"
+                )
+            ids[record.id] = number
+    make_dirs(target)
     paths = {}
     for split, records in by_split.items():
         path = target / f"{split}.jsonl"
@@ -274,7 +317,7 @@ def write_prepared(result: PrepareResult, out_dir: Path, dataset: str) -> dict[s
         "excluded": result.excluded,
         "synthetic": result.synthetic,
     }
-    (target / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(target / "prepare_report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return paths
 
 

@@ -44,6 +44,9 @@ def prepare(spec: DatasetSpec, root: Path, table: list[TableRow] | None, table_n
     _check_images_unpacked(data_dir)
     result = PrepareResult(records=[])
     for split, candidates in SPLIT_FILES.items():
+        for name in candidates:
+            if (data_dir / name).exists() and not (data_dir / name).is_file():
+                raise PrepareError(f"{data_dir / name}: not a file (a folder?); the FHM {split} split is a JSONL file")
         present = [data_dir / name for name in candidates if (data_dir / name).is_file()]
         if not present:
             result.warnings.append(f"none of {', '.join(candidates)} in {data_dir}: the FHM {split} split is empty")

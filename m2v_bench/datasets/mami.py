@@ -43,20 +43,26 @@ def _is_header(cells: list[str]) -> bool:
 
 def _gold(path: Path, warnings: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
     gold = {}
-    with open(path, encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split("\t")
-            where = f"{path}:{lineno}"
-            if not gold and _is_header(cells):
-                # the official file has no header; some copies add one
-                warnings.append(f"{where}: a header line ({', '.join(c.strip() for c in cells)}), skipped")
-                continue
-            if len(cells) < 2:
-                raise PrepareError(f"{where}: expected tab-separated file_name and misogynous label")
-            subtypes = {name: parse_binary_label(v, where) for name, v in zip(SUBTYPES, cells[2:], strict=False)}
-            gold[Path(cells[0].strip()).stem] = (parse_binary_label(cells[1], where), subtypes)
+    try:
+        lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise PrepareError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        where = f"{path}:{lineno}"
+        if not gold and _is_header(cells):
+            # the official file has no header; some copies add one
+            warnings.append(f"{where}: a header line ({', '.join(c.strip() for c in cells)}), skipped")
+            continue
+        if len(cells) < 2:
+            raise PrepareError(f"{where}: expected tab-separated file_name and misogynous label")
+        if len(cells) > 2 + len(SUBTYPES):
+            raise PrepareError(f"{where}: {len(cells)} cells, at most {2 + len(SUBTYPES)} expected (file_name, "
+                               f"misogynous, {', '.join(SUBTYPES)})")  # fmt: skip
+        subtypes = {name: parse_binary_label(v, where) for name, v in zip(SUBTYPES, cells[2:], strict=False)}
+        gold[Path(cells[0].strip()).stem] = (parse_binary_label(cells[1], where), subtypes)
     return gold
 
 

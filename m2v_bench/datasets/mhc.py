@@ -58,11 +58,32 @@ def _optional_columns(path: Path, header: list[str], warnings: list[str]) -> dic
     return found
 
 
+def _read_texts(path: Path) -> dict[str, dict]:
+    """``text.json``: {video id: {"title", "description", "transcript"}}, checked for shape."""
+    try:
+        texts = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise PrepareError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise PrepareError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(texts, dict):
+        raise PrepareError(f"{path}: expected an object {{video id: {{transcript: ...}}}}, got {type(texts).__name__}")
+    for video_id, entry in texts.items():
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise PrepareError(f"{path}: entry {video_id!r} must be an object with a transcript, got {entry!r:.60}")
+        transcript = entry.get("transcript")
+        if transcript is not None and not isinstance(transcript, str):
+            raise PrepareError(f"{path}: entry {video_id!r}: transcript must be a string, got {transcript!r:.60}")
+    return texts
+
+
 def read_annotations(root: Path, warnings: list[str] | None = None) -> list[Annotation]:
     warnings = [] if warnings is None else warnings
     ann_dir = _annotation_dir(root)
     text_json = ann_dir.parent / "text.json"
-    texts = json.loads(text_json.read_text(encoding="utf-8")) if text_json.is_file() else None
+    texts = _read_texts(text_json) if text_json.is_file() else None
     annotations = []
     for name in _SPLIT_FILES:
         split = normalise_split(name.removesuffix(".tsv"), str(ann_dir / name))

@@ -34,6 +34,9 @@ def prepare(spec: DatasetSpec, root: Path, media_root: Path | None) -> PrepareRe
     index = MediaIndex.for_modality(media_root, spec.modality) if media_root else None
     result = PrepareResult(records=[])
     for row in read_paper_table(path):
+        for column, value in (("video/image", row.media), ("frames", row.frames_dir)):
+            if value and "\x00" in value:
+                raise PrepareError(f"{row.where}: the {column} path holds a NUL character; fix the path")
         media = _resolve(row.media, bases)
         if media is None and index is not None:
             media = index.get(row.id)

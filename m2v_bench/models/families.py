@@ -16,7 +16,7 @@ from PIL import Image
 
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
-from m2v_bench.media import IMAGE_EXTENSIONS
+from m2v_bench.media import IMAGE_EXTENSIONS, load_image
 from m2v_bench.models import tiny
 
 Kind = Literal["image", "video", "text"]
@@ -52,8 +52,7 @@ class Family:
             if isinstance(visual, Image.Image):
                 images.append(visual.convert("RGB"))
             elif isinstance(visual, (str, Path)) and Path(visual).suffix.lower() in IMAGE_EXTENSIONS:
-                with Image.open(visual) as image:
-                    images.append(image.convert("RGB"))
+                images.append(load_image(visual))
             elif isinstance(visual, (str, Path)):
                 frames = sampler.sample(visual, view)
                 if view.kind == "keyframe":

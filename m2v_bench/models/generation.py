@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler
 from m2v_bench.models.loading import LoadedModel
 
@@ -55,6 +56,9 @@ class Generator:
         frame_cache: str | None = None,
         batch_size: int = 1,
     ):
+        for name, value in (("frames", frames), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+                raise M2VError(f"{name}={value!r}: must be a whole number >= 1")
         self.loaded = loaded
         self.family = loaded.family
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))

@@ -96,9 +96,29 @@ def _quantization(quantization: str | None, dtype):
 
 
 def read_provenance(*folders: str | None) -> dict:
+    """The first folder's ``m2v_provenance.json`` ({} when none has one); a file that is not a JSON object with the
+    training's ``family`` and ``strategy`` is an error naming it."""
     for folder in folders:
-        if folder and (Path(folder) / PROVENANCE_FILE).is_file():
-            return json.loads((Path(folder) / PROVENANCE_FILE).read_text())
+        path = Path(folder) / PROVENANCE_FILE if folder else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            provenance = json.loads(path.read_bytes().decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise M2VError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise M2VError(
+                f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the recipes write it when training ends, train "
+                "again or restore the file"
+            ) from None
+        if not isinstance(provenance, dict):
+            raise M2VError(
+                f"{path}: expected a JSON object (the training's provenance), got {type(provenance).__name__}"
+            )
+        missing = [key for key in ("family", "strategy") if not isinstance(provenance.get(key), str)]
+        if missing:
+            raise M2VError(f"{path}: no {' or '.join(missing)} (a string); the m2v-bench recipes write both")
+        return provenance
     return {}
 
 
