@@ -3,8 +3,11 @@ pipeline's ``predict`` both run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
 
@@ -15,6 +18,58 @@ MAX_NEW_TOKENS = 25
 """The paper's answer length limit (``tasks/_default_template_yaml`` says the same, checked by a test)."""
 GREEDY = {"max_new_tokens": MAX_NEW_TOKENS, "do_sample": False, "num_beams": 1}
 """The paper's decoding: greedy, at most MAX_NEW_TOKENS new tokens."""
+PREFETCH_BATCHES = 2
+"""Batches whose visuals are prepared ahead of the one on the device: what bounds the pipeline's memory."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def prefetch(
+    batches: Iterable[Sequence[T]], prepare: Callable[[T], R], workers: int, ahead: int = PREFETCH_BATCHES
+) -> Iterator[list[R]]:
+    """``[prepare(x) for x in batch]`` for each batch, in order, computed by ``workers`` threads while the caller
+    works on the previous batch: besides the batch the caller holds, at most ``ahead`` batches are prepared or
+    being prepared, so memory stays bounded whatever the number of batches. The first error of a batch is raised
+    when that batch is reached; work not yet started is cancelled. ``workers <= 1`` prepares each batch in the
+    caller's thread, when it is reached. Decoding runs in threads: PyAV decodes and converts frames without holding
+    the GIL."""
+    if workers <= 1:
+        for batch in batches:
+            yield [prepare(item) for item in batch]
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="m2v-prepare")
+    pending: deque[list] = deque()
+    source = iter(batches)
+
+    def submit() -> None:
+        batch = next(source, None)
+        if batch is not None:
+            pending.append([pool.submit(prepare, item) for item in batch])
+
+    try:
+        for _ in range(max(1, ahead)):
+            submit()
+        while pending:
+            futures = pending.popleft()
+            results = [future.result() for future in futures]
+            submit()
+            yield results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+Prepared = tuple[str, str, list]
+"""A prompt with its visuals in the family's form: (prompt, kind, payload) as :meth:`Family.prepare_visuals` gives
+kind and payload."""
 
 
 def answer_token_count(tokenizer, prompt_text: str, full_text: str) -> int:
@@ -45,7 +100,11 @@ def generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
 
 class Generator:
     """Prompts + visuals in, answers out. Visuals are what tasks give (PIL images, image or video paths, frame
-    folders); videos become the family's view (keyframe or ``frames`` uniform frames)."""
+    folders); videos become the family's view (keyframe or ``frames`` uniform frames).
+
+    Decoding overlaps the model: the visuals of the next ``prefetch_batches`` batches are prepared by
+    ``decode_workers`` threads (default: every core) while a batch runs on the device. Each worker decodes whole
+    clips, so the frame sampler uses one decoder per clip when there are several workers."""
 
     def __init__(
         self,
@@ -54,11 +113,15 @@ class Generator:
         keyframe_threshold: float = 100.0,
         frame_cache: str | None = None,
         batch_size: int = 1,
+        decode_workers: int | None = None,
+        prefetch_batches: int = PREFETCH_BATCHES,
     ):
         self.loaded = loaded
         self.family = loaded.family
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))
-        self.sampler = FrameSampler(cache_dir=frame_cache or None)
+        self.decode_workers = int(decode_workers) if decode_workers else available_cores()
+        self.prefetch_batches = int(prefetch_batches)
+        self.sampler = FrameSampler(cache_dir=frame_cache or None, threads=1 if self.decode_workers > 1 else None)
         self.batch_size = int(batch_size)
 
     @property
@@ -76,13 +139,22 @@ class Generator:
     def prepare(self, visuals: Sequence[Any]):
         return self.family.prepare_visuals(list(visuals or []), self.sampler, self.view)
 
+    def pipeline(self, batches: Iterable[Sequence[T]], prepare: Callable[[T], R]) -> Iterator[list[R]]:
+        """:func:`prefetch` with this generator's workers and depth."""
+        return prefetch(batches, prepare, self.decode_workers, self.prefetch_batches)
+
     def chat(self, kind, count: int, prompt: str) -> str:
         return self.processor.apply_chat_template(
             self.family.messages(kind, count, prompt), add_generation_prompt=True
         )
 
-    def encode(self, texts: list[str], kind, payloads) -> dict:
-        inputs = self.family.processor_inputs(self.processor, texts, [(kind, p) for p in payloads])
+    def encode(self, texts: list[str], kind, payloads, padding_side: str = "left") -> dict:
+        tokenizer = self.processor.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, padding_side
+        try:
+            inputs = self.family.processor_inputs(self.processor, texts, [(kind, p) for p in payloads])
+        finally:
+            tokenizer.padding_side = side
         dtype = self.model.dtype
         return {
             key: value.to(self.device, dtype) if torch.is_floating_point(value) else value.to(self.device)
@@ -92,36 +164,62 @@ class Generator:
     def generate(
         self, items: Sequence[tuple[str, Sequence[Any]]], settings: dict | None = None, until=()
     ) -> list[str]:
-        """Answers for (prompt, visuals) items, in order; batches of ``batch_size`` with one input kind each."""
+        """Answers for (prompt, visuals) items, in order; batches of ``batch_size``, the next batches' visuals
+        prepared while one generates."""
+        batches = [items[start : start + self.batch_size] for start in range(0, len(items), self.batch_size)]
+        answers: list[str] = []
+        for prepared in self.pipeline(batches, lambda item: (item[0], *self.prepare(item[1]))):
+            answers.extend(self.generate_prepared(prepared, settings, until))
+        return answers
+
+    def generate_prepared(self, items: Sequence[Prepared], settings: dict | None = None, until=()) -> list[str]:
+        """Answers for prepared (prompt, kind, payload) items, in order: one generate() call per input kind."""
         settings = settings or GREEDY
-        prepared: dict[str, list] = {}
-        for index, (prompt, visuals) in enumerate(items):
-            kind, payload = self.prepare(visuals)
-            prepared.setdefault(kind, []).append((index, prompt, payload))
+        by_kind: dict[str, list] = {}
+        for index, (prompt, kind, payload) in enumerate(items):
+            by_kind.setdefault(kind, []).append((index, prompt, payload))
         answers = [""] * len(items)
         pad = self.processor.tokenizer.pad_token_id
-        for kind, group in prepared.items():
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
-                texts = [self.chat(kind, len(payload), prompt) for _, prompt, payload in batch]
-                inputs = self.encode(texts, kind, [payload for _, _, payload in batch])
-                with torch.inference_mode():
-                    output = self.model.generate(**inputs, **settings, pad_token_id=pad)
-                for (index, _, _), tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :], strict=True):
-                    text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-                    for stop in until:
-                        text = text.split(stop)[0]
-                    answers[index] = text.strip()
+        for kind, batch in by_kind.items():
+            texts = [self.chat(kind, len(payload), prompt) for _, prompt, payload in batch]
+            inputs = self.encode(texts, kind, [payload for _, _, payload in batch])
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **settings, pad_token_id=pad)
+            for (index, _, _), tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :], strict=True):
+                text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+                for stop in until:
+                    text = text.split(stop)[0]
+                answers[index] = text.strip()
         return answers
+
+    def score_prepared(self, items: Sequence[tuple[str, str, list, Sequence[str]]]) -> list[list[tuple[float, bool]]]:
+        """For each (prompt, kind, payload, answers) item, ``(log p(answer | prompt, visuals), is greedy)`` of each
+        answer. All answers of all items of one input kind go through ONE forward pass; the visuals are prepared
+        once per item. Sequences are padded on the right, so every prompt sits at the positions it has alone."""
+        by_kind: dict[str, list] = {}
+        for index, (prompt, kind, payload, answers) in enumerate(items):
+            by_kind.setdefault(kind, []).append((index, prompt, payload, list(answers)))
+        scores: list[list[tuple[float, bool]]] = [[] for _ in items]
+        tokenizer = self.processor.tokenizer
+        for kind, group in by_kind.items():
+            rows = []  # (item index, prompt text, answer, payload)
+            for index, prompt, payload, answers in group:
+                text = self.chat(kind, len(payload), prompt)
+                rows.extend((index, text, answer, payload) for answer in answers)
+            full = self.encode([text + answer for _, text, answer, _ in rows], kind, [p for *_, p in rows], "right")
+            lengths = full["attention_mask"].sum(dim=1).tolist()
+            with torch.inference_mode():
+                logits = self.model(**full).logits
+            for row, (index, text, answer, _) in enumerate(rows):
+                count = answer_token_count(tokenizer, text, text + answer)
+                end = int(lengths[row])
+                answer_logits = logits[row, end - count - 1 : end - 1].float()
+                target = full["input_ids"][row, end - count : end]
+                score = torch.log_softmax(answer_logits, dim=-1).gather(1, target[:, None]).sum().item()
+                scores[index].append((float(score), bool((answer_logits.argmax(-1) == target).all())))
+        return scores
 
     def loglikelihood(self, prompt: str, visuals: Sequence[Any], continuation: str) -> tuple[float, bool]:
         """log p(continuation | prompt, visuals) as the assistant's answer, and whether it is the greedy answer."""
         kind, payload = self.prepare(visuals)
-        text = self.chat(kind, len(payload), prompt)
-        full = self.encode([text + continuation], kind, [payload])
-        answer = answer_token_count(self.processor.tokenizer, text, text + continuation)
-        with torch.inference_mode():
-            logits = self.model(**full).logits[0, -answer - 1 : -1].float()
-        target = full["input_ids"][0, -answer:]
-        score = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum().item()
-        return float(score), bool((logits.argmax(-1) == target).all())
+        return self.score_prepared([(prompt, kind, payload, [continuation])])[0][0]
