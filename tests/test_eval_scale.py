@@ -156,7 +156,7 @@ def _evaluate(command: list[str], checkpoint: Path, out: Path, data: Path, batch
         task = path.stem.split("_samples_")[1]
         samples[task] = [json.loads(line) for line in path.read_text().splitlines()]
     results = json.loads(next(out.rglob("*_results.json")).read_text())["results"]
-    return {"results": results, "samples": samples}, result.stderr
+    return {"results": results, "samples": samples}, result.stdout + result.stderr
 
 
 @pytest.mark.slow
@@ -165,9 +165,9 @@ def test_two_processes_evaluate_every_test_id_exactly_once(tiny_models, prepared
     them on rank 0. (`accelerate launch --cpu` starts ONE process whatever --num_processes says.)"""
     checkpoint = tiny_models["llava_next_video"]
     one, _ = _evaluate([str(BIN / "python")], checkpoint, tmp_path / "one", prepared, batch_size=1)
-    two, stderr = _evaluate([str(BIN / "torchrun"), "--nproc_per_node", "2"], checkpoint, tmp_path / "two", prepared,
+    two, log = _evaluate([str(BIN / "torchrun"), "--nproc_per_node", "2"], checkpoint, tmp_path / "two", prepared,
                             batch_size=4)  # fmt: skip
-    assert "Running on rank 1" in stderr, "torchrun did not start a second process"
+    assert "Running on rank 1" in log, "torchrun did not start a second process"
     for task, dataset in (("m2v_mhc", "mhc"), ("m2v_fhm_score", "fhm")):
         test_ids = [json.loads(line)["id"] for line in (prepared / dataset / "test.jsonl").read_text().splitlines()]
         ids = [sample["accuracy"]["id"] for sample in two["samples"][task]]
@@ -181,3 +181,28 @@ def test_two_processes_evaluate_every_test_id_exactly_once(tiny_models, prepared
     for task in ("m2v_mhc", "m2v_fhm_score"):
         metrics = {k: v for k, v in one["results"][task].items() if "stderr" not in k}
         assert {k: two["results"][task][k] for k in metrics} == pytest.approx(metrics)
+
+
+def test_frames_cache_command_fills_the_cache_the_model_reads_and_resumes(prepared, tmp_path, capsys):
+    from m2v_bench.cli import main
+    from m2v_bench.frames import FrameView
+    from m2v_bench.manifest import SPLITS, read_manifest
+
+    cache = tmp_path / "cache"
+    manifests = [
+        prepared / "mhc" / f"{split}.jsonl" for split in SPLITS if (prepared / "mhc" / f"{split}.jsonl").exists()
+    ]
+    clips = sorted({str(r.media_path(prepared / "mhc")) for m in manifests for r in read_manifest(m) if r.media})
+    command = ["frames", "cache", str(prepared / "mhc"), "--view", "uniform:4", "--view", "keyframe"]
+    assert main([*command, "--cache", str(cache), "--jobs", "2", "--quiet"]) == 0
+    assert f"{2 * len(clips)} decoded, 0 already cached, 0 failed" in capsys.readouterr().out
+    sampler = FrameSampler(cache_dir=cache)
+    for view in (FrameView.uniform(4), FrameView.keyframe()):  # what the m2v model and the keyframe tasks ask for
+        assert all(sampler.sample(clip, view).meta.get("cached") for clip in clips)
+    # a run stopped half-way: what is missing is decoded again, nothing else
+    for path in list(cache.rglob("*.npy"))[:3]:
+        path.unlink()
+    assert main([*command, "--cache", str(cache), "--quiet"]) == 0
+    assert f"3 decoded, {2 * len(clips) - 3} already cached, 0 failed" in capsys.readouterr().out
+    assert main(["frames", "cache", str(prepared / "mhc"), "--view", "sideways", "--cache", str(cache)]) == 2
+    assert "expected keyframe, keyframe:THRESHOLD, uniform or uniform:K" in capsys.readouterr().err
