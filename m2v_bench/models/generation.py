@@ -39,10 +39,10 @@ def prefetch(
     """``[prepare(x) for x in batch]`` for each batch, in order, computed by ``workers`` threads while the caller
     works on the previous batch: besides the batch the caller holds, at most ``ahead`` batches are prepared or
     being prepared, so memory stays bounded whatever the number of batches. The first error of a batch is raised
-    when that batch is reached; work not yet started is cancelled. ``workers <= 1`` prepares each batch in the
-    caller's thread, when it is reached. Decoding runs in threads: PyAV decodes and converts frames without holding
-    the GIL."""
-    if workers <= 1:
+    when that batch is reached; work not yet started is cancelled. ``workers == 0`` turns the pipeline off: each
+    batch is prepared in the caller's thread when it is reached, the model waiting. Decoding runs in threads: PyAV
+    decodes and converts frames without holding the GIL."""
+    if workers <= 0:
         for batch in batches:
             yield [prepare(item) for item in batch]
         return
@@ -104,7 +104,8 @@ class Generator:
 
     Decoding overlaps the model: the visuals of the next ``prefetch_batches`` batches are prepared by
     ``decode_workers`` threads (default: every core) while a batch runs on the device. Each worker decodes whole
-    clips, so the frame sampler uses one decoder per clip when there are several workers."""
+    clips on one decoder. ``decode_workers=0`` turns the pipeline off (each batch decoded when it is reached, one
+    clip at a time on the sampler's own decoder threads)."""
 
     def __init__(
         self,
@@ -119,9 +120,9 @@ class Generator:
         self.loaded = loaded
         self.family = loaded.family
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))
-        self.decode_workers = int(decode_workers) if decode_workers else available_cores()
+        self.decode_workers = available_cores() if decode_workers is None else int(decode_workers)
         self.prefetch_batches = int(prefetch_batches)
-        self.sampler = FrameSampler(cache_dir=frame_cache or None, threads=1 if self.decode_workers > 1 else None)
+        self.sampler = FrameSampler(cache_dir=frame_cache or None, threads=1 if self.decode_workers else None)
         self.batch_size = int(batch_size)
 
     @property

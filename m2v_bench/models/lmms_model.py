@@ -13,7 +13,8 @@ the single-process alternative and cannot be combined with several processes.
 
 Requests are batched as lmms-eval's own wrappers batch them (its ``Collator``: grouped by generation settings,
 longest prompt first, original order restored). While a batch runs on the device, the visuals of the next
-``prefetch`` batches are decoded by ``decode_workers`` threads (default: this process's share of the cores).
+``prefetch`` batches are decoded by ``decode_workers`` threads (default: this process's share of the cores;
+``decode_workers=0`` turns the pipeline off).
 """
 
 from __future__ import annotations
@@ -92,8 +93,11 @@ class M2V(lmms):
             # lmms-eval 0.7 has no hook to add model details to results["config"]; model_args there names the
             # checkpoint, whose m2v_provenance.json the leaderboard reads.
             logger.info("m2v checkpoint provenance: %s", loaded.provenance)
-        workers = int(decode_workers) if decode_workers else max(1, available_cores() // local_processes)
-        self.generator = Generator(loaded, frames, keyframe_threshold, frame_cache, batch_size, workers, int(prefetch))
+        if decode_workers is None or decode_workers == "":
+            decode_workers = max(1, available_cores() // local_processes)
+        self.generator = Generator(
+            loaded, frames, keyframe_threshold, frame_cache, batch_size, int(decode_workers), int(prefetch)
+        )
         self.batch_size_per_gpu = int(batch_size)
         self._rank, self._world_size = self.accelerator.process_index, processes
         if processes > 1 and self._rank == 0:
