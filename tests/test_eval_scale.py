@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import BIN, offline_env
 from PIL import Image
 
@@ -18,7 +19,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler
 from m2v_bench.media import write_video
 from m2v_bench.models.families import FAMILIES
-from m2v_bench.models.generation import prefetch
+from m2v_bench.models.generation import answer_token_count, prefetch
 
 
 def test_prefetch_keeps_order_bounds_batches_in_flight_and_raises():
@@ -121,16 +122,34 @@ def test_results_do_not_depend_on_batch_size(tiny_models, mixed_docs, name, monk
     assert alone == [answers_4[7]]
 
 
-def test_score_answers_share_one_forward(tiny_models, mixed_docs):
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_score_answers_share_the_prompt(tiny_models, mixed_docs, name):
+    """A document's prompt and visuals go through the model once, its two answers together in one more forward on
+    the prompt's cache; the scores are those of scoring each answer on its own, in full."""
     from m2v_bench.models.lmms_model import M2V
 
-    lm = M2V(pretrained=str(tiny_models["llava_next_video"]), dtype="float32", frames=4, batch_size=4)
+    lm = M2V(pretrained=str(tiny_models[name]), dtype="float32", frames=4, batch_size=4)
     lm.task_dict = {"t": {"test": mixed_docs}}
-    forwards = []
-    lm.model.register_forward_hook(lambda module, args, output: forwards.append(1))
-    _, score = _requests(mixed_docs[:4])  # 4 videos x 2 answers
-    lm.loglikelihood(score)
-    assert len(forwards) == 1
+    vision = next(m for n, m in lm.model.named_modules() if n.endswith(("vision_tower", "vision_model")))
+    forwards, encoded = [], []
+    lm.model.register_forward_hook(lambda module, args, kwargs, output: forwards.append(kwargs["input_ids"].shape[0]),
+                                   with_kwargs=True)  # fmt: skip
+    vision.register_forward_hook(lambda module, args, output: encoded.append(1))
+    _, score = _requests(mixed_docs)  # 5 videos + 4 images, 2 answers each
+    scores = lm.loglikelihood(score)
+    assert forwards == [1, 2] * len(mixed_docs)
+    assert len(encoded) == len(mixed_docs)
+    gen = lm.generator
+    for request, (value, _) in list(zip(score, scores, strict=True))[8:12]:  # a video's and an image's answers
+        context, answer, visuals, doc_id = request.args[:4]
+        kind, payload = gen.prepare(visuals(mixed_docs[doc_id]))
+        text = gen.chat(kind, len(payload), context)
+        full = gen.encode([text + answer], kind, [payload])
+        count = answer_token_count(gen.processor.tokenizer, text, text + answer)
+        with torch.inference_mode():
+            logits = lm.model(**full).logits[0, -count - 1 : -1].float()
+        target = full["input_ids"][0, -count:]
+        assert value == pytest.approx(torch.log_softmax(logits, -1).gather(1, target[:, None]).sum().item(), abs=1e-4)
 
 
 def test_device_map_with_several_processes_is_a_clear_error(tiny_models, monkeypatch):

@@ -4,6 +4,7 @@ pipeline's ``predict`` both run."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -195,29 +196,47 @@ class Generator:
 
     def score_prepared(self, items: Sequence[tuple[str, str, list, Sequence[str]]]) -> list[list[tuple[float, bool]]]:
         """For each (prompt, kind, payload, answers) item, ``(log p(answer | prompt, visuals), is greedy)`` of each
-        answer. All answers of all items of one input kind go through ONE forward pass; the visuals are prepared
-        once per item. Sequences are padded on the right, so every prompt sits at the positions it has alone."""
-        by_kind: dict[str, list] = {}
-        for index, (prompt, kind, payload, answers) in enumerate(items):
-            by_kind.setdefault(kind, []).append((index, prompt, payload, list(answers)))
-        scores: list[list[tuple[float, bool]]] = [[] for _ in items]
+        answer. The prompt and its visuals go through the model once; all the answers then go through ONE batched
+        forward pass on top of the prompt's cached keys and values."""
+        return [self._score(prompt, kind, payload, list(answers)) for prompt, kind, payload, answers in items]
+
+    def _score(self, prompt: str, kind, payload, answers: list[str]) -> list[tuple[float, bool]]:
         tokenizer = self.processor.tokenizer
-        for kind, group in by_kind.items():
-            rows = []  # (item index, prompt text, answer, payload)
-            for index, prompt, payload, answers in group:
-                text = self.chat(kind, len(payload), prompt)
-                rows.extend((index, text, answer, payload) for answer in answers)
-            full = self.encode([text + answer for _, text, answer, _ in rows], kind, [p for *_, p in rows], "right")
-            lengths = full["attention_mask"].sum(dim=1).tolist()
-            with torch.inference_mode():
-                logits = self.model(**full).logits
-            for row, (index, text, answer, _) in enumerate(rows):
-                count = answer_token_count(tokenizer, text, text + answer)
-                end = int(lengths[row])
-                answer_logits = logits[row, end - count - 1 : end - 1].float()
-                target = full["input_ids"][row, end - count : end]
-                score = torch.log_softmax(answer_logits, dim=-1).gather(1, target[:, None]).sum().item()
-                scores[index].append((float(score), bool((answer_logits.argmax(-1) == target).all())))
+        text = self.chat(kind, len(payload), prompt)
+        inputs = self.encode([text], kind, [payload])
+        length = inputs["input_ids"].shape[1]
+        targets = []
+        for answer in answers:  # the answer's tokens as the full text encodes them (see answer_token_count)
+            count = answer_token_count(tokenizer, text, text + answer)
+            targets.append(tokenizer(text + answer, add_special_tokens=False)["input_ids"][-count:])
+        width = max(len(target) for target in targets)
+        ids = torch.full((len(answers), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(answers), width), dtype=torch.long)
+        for row, target in enumerate(targets):
+            ids[row, : len(target)], mask[row, : len(target)] = torch.tensor(target), 1
+        device = self.device
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`past_key_values` is deprecated", FutureWarning)
+            prompt_out = self.model(**inputs, use_cache=True)
+            cache = prompt_out.past_key_values
+            cache.batch_repeat_interleave(len(answers))
+            step = {
+                "input_ids": ids.to(device),
+                "attention_mask": torch.cat([inputs["attention_mask"].repeat(len(answers), 1), mask.to(device)], 1),
+                "past_key_values": cache,
+                "cache_position": torch.arange(length, length + width, device=device),
+                "use_cache": True,
+            }
+            if "cross_attention_mask" in inputs:  # Mllama: the answer tokens attend to the prompt's image
+                step["cross_attention_mask"] = inputs["cross_attention_mask"][:, -1:].repeat(len(answers), width, 1, 1)
+            logits = self.model(**step).logits.float()
+        first = prompt_out.logits[0, -1].float()
+        scores = []
+        for row, target in enumerate(targets):
+            answer_logits = torch.cat([first[None], logits[row, : len(target) - 1]])
+            target = torch.tensor(target, device=answer_logits.device)
+            score = torch.log_softmax(answer_logits, dim=-1).gather(1, target[:, None]).sum().item()
+            scores.append((float(score), bool((answer_logits.argmax(-1) == target).all())))
         return scores
 
     def loglikelihood(self, prompt: str, visuals: Sequence[Any], continuation: str) -> tuple[float, bool]:
