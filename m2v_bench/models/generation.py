@@ -150,13 +150,8 @@ class Generator:
             self.family.messages(kind, count, prompt), add_generation_prompt=True
         )
 
-    def encode(self, texts: list[str], kind, payloads, padding_side: str = "left") -> dict:
-        tokenizer = self.processor.tokenizer
-        side, tokenizer.padding_side = tokenizer.padding_side, padding_side
-        try:
-            inputs = self.family.processor_inputs(self.processor, texts, [(kind, p) for p in payloads])
-        finally:
-            tokenizer.padding_side = side
+    def encode(self, texts: list[str], kind, payloads) -> dict:
+        inputs = self.family.processor_inputs(self.processor, texts, [(kind, p) for p in payloads])
         dtype = self.model.dtype
         return {
             key: value.to(self.device, dtype) if torch.is_floating_point(value) else value.to(self.device)
