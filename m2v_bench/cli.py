@@ -281,6 +281,60 @@ def cmd_re_released(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_frames_cache(args: argparse.Namespace) -> int:
+    from m2v_bench.frames import CACHE_ENV, fill_cache, parse_view
+    from m2v_bench.manifest import read_manifest
+    from m2v_bench.validate import find_manifests
+
+    cache = args.cache or os.environ.get(CACHE_ENV)
+    if not cache:
+        raise M2VError(f"no frame cache folder: pass --cache DIR or set {CACHE_ENV}")
+    try:
+        views = [parse_view(spec) for spec in args.view or ["keyframe", "uniform"]]
+    except ValueError as exc:
+        raise M2VError(str(exc)) from None
+    clips = [
+        record.media_path(folder)
+        for folder, files in find_manifests(args.data_dir).items()
+        for manifest in files
+        for record in read_manifest(manifest)
+        if record.modality == "video" and record.media is not None
+    ]
+    result = fill_cache(clips, views, cache, jobs=args.jobs, progress=not args.quiet)
+    for source, view, problem in result.failed:
+        print(f"{source} ({view.kind}): {problem}", file=sys.stderr)
+    print(
+        f"{result.decoded} decoded, {result.already_cached} already cached, {len(result.failed)} failed "
+        f"({len(set(clips))} clips x {len(views)} views) -> {cache}"
+    )
+    return 1 if result.failed else 0
+
+
+def _add_frames(sub) -> None:
+    top = sub.add_parser("frames", help="frame views of the videos", description="Frame views (m2v_bench/frames.py).")
+    steps = top.add_subparsers(dest="step", required=True, metavar="STEP")
+    p = steps.add_parser(
+        "cache",
+        help="pre-extract every video's views into the frame cache (all cores, resumable)",
+        description="Decode each video of every manifest under DATA_DIR once per view into the frame cache that "
+        "evaluation (model_args frame_cache=DIR, or M2V_FRAME_CACHE) and training read, so runs never wait on "
+        "decoding. Clips already cached are skipped: run it again to resume.",
+    )
+    p.add_argument(
+        "data_dir", type=Path, metavar="DATA_DIR", help="a prepared data folder, dataset folder or manifest"
+    )
+    p.add_argument(
+        "--view",
+        action="append",
+        help="keyframe[:THRESHOLD] (Mllama) or uniform[:K] (LLaVA-NeXT-Video, K frames, default 16); repeatable; "
+        "default: both paper views",
+    )
+    p.add_argument("--cache", default=None, help="cache folder (default: $M2V_FRAME_CACHE)")
+    p.add_argument("--jobs", type=int, default=None, help="clips decoded at once (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_frames_cache)
+
+
 def _add_reannotate(sub) -> None:
     top = sub.add_parser(
         "reannotate",
@@ -496,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_reannotate(sub)
     _add_leaderboard(sub)
+    _add_frames(sub)
 
     p = sub.add_parser(
         "demo",

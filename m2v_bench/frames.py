@@ -453,6 +453,13 @@ class FrameSampler:
                     digest.update(fh.read(_FINGERPRINT_CHUNK))
         return digest.hexdigest()
 
+    def is_cached(self, source: str | os.PathLike[str], view: FrameView) -> bool:
+        """Whether the cache already holds this view of this clip (both of its files: writes are atomic, so a run
+        killed mid-write leaves none)."""
+        if self.cache_dir is None:
+            return False
+        return all(path.is_file() for path in self._cache_paths(self._cache_key(Path(source), view)))
+
     def _cache_paths(self, key: str) -> tuple[Path, Path]:
         folder = self.cache_dir / key[:2]
         return folder / f"{key}.npy", folder / f"{key}.json"
@@ -488,4 +495,76 @@ class FrameSampler:
         os.replace(tmp_meta, meta_path)
 
 
-__all__ = ["FrameSampler", "FrameView", "Frames", "MediaError", "frame_files", "grey_variance", "uniform_indices"]
+def parse_view(spec: str) -> FrameView:
+    """``keyframe`` (the paper's, threshold 100 at 560x560), ``keyframe:THRESHOLD``, ``uniform`` (16 frames) or
+    ``uniform:K``: the views the models take, so a cache filled with them is the one evaluation and training read."""
+    kind, _, arg = spec.partition(":")
+    try:
+        if kind == "keyframe":
+            return FrameView.keyframe(float(arg)) if arg else FrameView.keyframe()
+        if kind == "uniform":
+            return FrameView.uniform(int(arg)) if arg else FrameView.uniform()
+    except ValueError:
+        pass
+    raise ValueError(f"view {spec!r}: expected keyframe, keyframe:THRESHOLD, uniform or uniform:K")
+
+
+@dataclass
+class CacheFill:
+    """What :func:`fill_cache` did."""
+
+    decoded: int = 0
+    already_cached: int = 0
+    failed: list[tuple[str, FrameView, str]] = field(default_factory=list)
+    """(clip, view, problem) of each clip that could not be decoded."""
+
+
+def fill_cache(
+    sources: Iterable[str | os.PathLike[str]],
+    views: Iterable[FrameView],
+    cache_dir: str | os.PathLike[str],
+    jobs: int | None = None,
+    progress: bool = False,
+) -> CacheFill:
+    """Decode every view of every clip into the frame cache, ``jobs`` clips at a time (default: every core; each
+    clip on one decoder), skipping what is already there: a run that was stopped resumes where it was. A clip that
+    cannot be decoded is reported in the result, and the others go on."""
+    from tqdm import tqdm
+
+    sampler = FrameSampler(cache_dir=cache_dir, threads=1)
+    work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in dict.fromkeys(views)]
+    result = CacheFill()
+
+    def one(item) -> str:
+        source, view = item
+        try:
+            if sampler.is_cached(source, view):
+                return "cached"
+            sampler.sample(source, view)
+        except MediaError as exc:
+            result.failed.append((source, view, str(exc)))
+            return "failed"
+        return "decoded"
+
+    workers = max(1, jobs or os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for outcome in tqdm(pool.map(one, work), total=len(work), desc="frames", unit="clip", disable=not progress):
+            if outcome == "decoded":
+                result.decoded += 1
+            elif outcome == "cached":
+                result.already_cached += 1
+    return result
+
+
+__all__ = [
+    "CacheFill",
+    "fill_cache",
+    "parse_view",
+    "FrameSampler",
+    "FrameView",
+    "Frames",
+    "MediaError",
+    "frame_files",
+    "grey_variance",
+    "uniform_indices",
+]

@@ -10,6 +10,7 @@ from m2v_bench.cli import build_parser
 from m2v_bench.cli import main as main_cli
 
 SUBCOMMANDS = ["prepare", "validate", "make-sample-data", "make-tiny-model", "reannotate", "leaderboard", "demo"]
+SUBCOMMANDS.append("frames")  # frames cache (m2v_bench/frames.py)
 
 
 EXE = Path(sys.executable).parent / "m2v-bench"  # the console script of the environment running the tests

@@ -3,8 +3,12 @@ pipeline's ``predict`` both run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import os
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
 
@@ -16,6 +20,58 @@ MAX_NEW_TOKENS = 25
 """The paper's answer length limit (``tasks/_default_template_yaml`` says the same, checked by a test)."""
 GREEDY = {"max_new_tokens": MAX_NEW_TOKENS, "do_sample": False, "num_beams": 1}
 """The paper's decoding: greedy, at most MAX_NEW_TOKENS new tokens."""
+PREFETCH_BATCHES = 2
+"""Batches whose visuals are prepared ahead of the one on the device: what bounds the pipeline's memory."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def prefetch(
+    batches: Iterable[Sequence[T]], prepare: Callable[[T], R], workers: int, ahead: int = PREFETCH_BATCHES
+) -> Iterator[list[R]]:
+    """``[prepare(x) for x in batch]`` for each batch, in order, computed by ``workers`` threads while the caller
+    works on the previous batch: besides the batch the caller holds, at most ``ahead`` batches are prepared or
+    being prepared, so memory stays bounded whatever the number of batches. The first error of a batch is raised
+    when that batch is reached; work not yet started is cancelled. ``workers == 0`` turns the pipeline off: each
+    batch is prepared in the caller's thread when it is reached, the model waiting. Decoding runs in threads: PyAV
+    decodes and converts frames without holding the GIL."""
+    if workers <= 0:
+        for batch in batches:
+            yield [prepare(item) for item in batch]
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="m2v-prepare")
+    pending: deque[list] = deque()
+    source = iter(batches)
+
+    def submit() -> None:
+        batch = next(source, None)
+        if batch is not None:
+            pending.append([pool.submit(prepare, item) for item in batch])
+
+    try:
+        for _ in range(max(1, ahead)):
+            submit()
+        while pending:
+            futures = pending.popleft()
+            results = [future.result() for future in futures]
+            submit()
+            yield results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+Prepared = tuple[str, str, list]
+"""A prompt with its visuals in the family's form: (prompt, kind, payload) as :meth:`Family.prepare_visuals` gives
+kind and payload."""
 
 
 def answer_token_count(tokenizer, prompt_text: str, full_text: str) -> int:
@@ -46,7 +102,12 @@ def generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
 
 class Generator:
     """Prompts + visuals in, answers out. Visuals are what tasks give (PIL images, image or video paths, frame
-    folders); videos become the family's view (keyframe or ``frames`` uniform frames)."""
+    folders); videos become the family's view (keyframe or ``frames`` uniform frames).
+
+    Decoding overlaps the model: the visuals of the next ``prefetch_batches`` batches are prepared by
+    ``decode_workers`` threads (default: every core) while a batch runs on the device. Each worker decodes whole
+    clips on one decoder. ``decode_workers=0`` turns the pipeline off (each batch decoded when it is reached, one
+    clip at a time on the sampler's own decoder threads)."""
 
     def __init__(
         self,
@@ -55,6 +116,8 @@ class Generator:
         keyframe_threshold: float = 100.0,
         frame_cache: str | None = None,
         batch_size: int = 1,
+        decode_workers: int | None = None,
+        prefetch_batches: int = PREFETCH_BATCHES,
     ):
         for name, value in (("frames", frames), ("batch_size", batch_size)):
             if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
@@ -62,7 +125,9 @@ class Generator:
         self.loaded = loaded
         self.family = loaded.family
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))
-        self.sampler = FrameSampler(cache_dir=frame_cache or None)
+        self.decode_workers = available_cores() if decode_workers is None else int(decode_workers)
+        self.prefetch_batches = int(prefetch_batches)
+        self.sampler = FrameSampler(cache_dir=frame_cache or None, threads=1 if self.decode_workers else None)
         self.batch_size = int(batch_size)
 
     @property
@@ -80,6 +145,10 @@ class Generator:
     def prepare(self, visuals: Sequence[Any]):
         return self.family.prepare_visuals(list(visuals or []), self.sampler, self.view)
 
+    def pipeline(self, batches: Iterable[Sequence[T]], prepare: Callable[[T], R]) -> Iterator[list[R]]:
+        """:func:`prefetch` with this generator's workers and depth."""
+        return prefetch(batches, prepare, self.decode_workers, self.prefetch_batches)
+
     def chat(self, kind, count: int, prompt: str) -> str:
         return self.processor.apply_chat_template(
             self.family.messages(kind, count, prompt), add_generation_prompt=True
@@ -96,36 +165,80 @@ class Generator:
     def generate(
         self, items: Sequence[tuple[str, Sequence[Any]]], settings: dict | None = None, until=()
     ) -> list[str]:
-        """Answers for (prompt, visuals) items, in order; batches of ``batch_size`` with one input kind each."""
+        """Answers for (prompt, visuals) items, in order; batches of ``batch_size``, the next batches' visuals
+        prepared while one generates."""
+        batches = [items[start : start + self.batch_size] for start in range(0, len(items), self.batch_size)]
+        answers: list[str] = []
+        for prepared in self.pipeline(batches, lambda item: (item[0], *self.prepare(item[1]))):
+            answers.extend(self.generate_prepared(prepared, settings, until))
+        return answers
+
+    def generate_prepared(self, items: Sequence[Prepared], settings: dict | None = None, until=()) -> list[str]:
+        """Answers for prepared (prompt, kind, payload) items, in order: one generate() call per input kind."""
         settings = settings or GREEDY
-        prepared: dict[str, list] = {}
-        for index, (prompt, visuals) in enumerate(items):
-            kind, payload = self.prepare(visuals)
-            prepared.setdefault(kind, []).append((index, prompt, payload))
+        by_kind: dict[str, list] = {}
+        for index, (prompt, kind, payload) in enumerate(items):
+            by_kind.setdefault(kind, []).append((index, prompt, payload))
         answers = [""] * len(items)
         pad = self.processor.tokenizer.pad_token_id
-        for kind, group in prepared.items():
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
-                texts = [self.chat(kind, len(payload), prompt) for _, prompt, payload in batch]
-                inputs = self.encode(texts, kind, [payload for _, _, payload in batch])
-                with torch.inference_mode():
-                    output = self.model.generate(**inputs, **settings, pad_token_id=pad)
-                for (index, _, _), tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :], strict=True):
-                    text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
-                    for stop in until:
-                        text = text.split(stop)[0]
-                    answers[index] = text.strip()
+        for kind, batch in by_kind.items():
+            texts = [self.chat(kind, len(payload), prompt) for _, prompt, payload in batch]
+            inputs = self.encode(texts, kind, [payload for _, _, payload in batch])
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **settings, pad_token_id=pad)
+            for (index, _, _), tokens in zip(batch, output[:, inputs["input_ids"].shape[1] :], strict=True):
+                text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+                for stop in until:
+                    text = text.split(stop)[0]
+                answers[index] = text.strip()
         return answers
+
+    def score_prepared(self, items: Sequence[tuple[str, str, list, Sequence[str]]]) -> list[list[tuple[float, bool]]]:
+        """For each (prompt, kind, payload, answers) item, ``(log p(answer | prompt, visuals), is greedy)`` of each
+        answer. The prompt and its visuals go through the model once; all the answers then go through ONE batched
+        forward pass on top of the prompt's cached keys and values."""
+        return [self._score(prompt, kind, payload, list(answers)) for prompt, kind, payload, answers in items]
+
+    def _score(self, prompt: str, kind, payload, answers: list[str]) -> list[tuple[float, bool]]:
+        tokenizer = self.processor.tokenizer
+        text = self.chat(kind, len(payload), prompt)
+        inputs = self.encode([text], kind, [payload])
+        length = inputs["input_ids"].shape[1]
+        targets = []
+        for answer in answers:  # the answer's tokens as the full text encodes them (see answer_token_count)
+            count = answer_token_count(tokenizer, text, text + answer)
+            targets.append(tokenizer(text + answer, add_special_tokens=False)["input_ids"][-count:])
+        width = max(len(target) for target in targets)
+        ids = torch.full((len(answers), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(answers), width), dtype=torch.long)
+        for row, target in enumerate(targets):
+            ids[row, : len(target)], mask[row, : len(target)] = torch.tensor(target), 1
+        device = self.device
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`past_key_values` is deprecated", FutureWarning)
+            prompt_out = self.model(**inputs, use_cache=True)
+            cache = prompt_out.past_key_values
+            cache.batch_repeat_interleave(len(answers))
+            step = {
+                "input_ids": ids.to(device),
+                "attention_mask": torch.cat([inputs["attention_mask"].repeat(len(answers), 1), mask.to(device)], 1),
+                "past_key_values": cache,
+                "cache_position": torch.arange(length, length + width, device=device),
+                "use_cache": True,
+            }
+            if "cross_attention_mask" in inputs:  # Mllama: the answer tokens attend to the prompt's image
+                step["cross_attention_mask"] = inputs["cross_attention_mask"][:, -1:].repeat(len(answers), width, 1, 1)
+            logits = self.model(**step).logits.float()
+        first = prompt_out.logits[0, -1].float()
+        scores = []
+        for row, target in enumerate(targets):
+            answer_logits = torch.cat([first[None], logits[row, : len(target) - 1]])
+            target = torch.tensor(target, device=answer_logits.device)
+            score = torch.log_softmax(answer_logits, dim=-1).gather(1, target[:, None]).sum().item()
+            scores.append((float(score), bool((answer_logits.argmax(-1) == target).all())))
+        return scores
 
     def loglikelihood(self, prompt: str, visuals: Sequence[Any], continuation: str) -> tuple[float, bool]:
         """log p(continuation | prompt, visuals) as the assistant's answer, and whether it is the greedy answer."""
         kind, payload = self.prepare(visuals)
-        text = self.chat(kind, len(payload), prompt)
-        full = self.encode([text + continuation], kind, [payload])
-        answer = answer_token_count(self.processor.tokenizer, text, text + continuation)
-        with torch.inference_mode():
-            logits = self.model(**full).logits[0, -answer - 1 : -1].float()
-        target = full["input_ids"][0, -answer:]
-        score = torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum().item()
-        return float(score), bool((logits.argmax(-1) == target).all())
+        return self.score_prepared([(prompt, kind, payload, [continuation])])[0][0]

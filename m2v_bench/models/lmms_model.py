@@ -5,17 +5,30 @@
 
 Videos given by a task as a file path become the family's view (Mllama: the paper's keyframe; LLaVA-NeXT-Video:
 ``frames`` uniform frames); images stay images.
+
+Data parallel, lmms-eval's convention: under ``accelerate launch --num_processes N`` (or ``torchrun``) each process
+loads the whole model on its own device (``cuda:{local_process_index}``, or the CPU), lmms-eval gives each rank its
+share of the documents and gathers the results on rank 0. ``device_map=auto`` (one model spread over the GPUs) is
+the single-process alternative and cannot be combined with several processes.
+
+Requests are batched as lmms-eval's own wrappers batch them (its ``Collator``: grouped by generation settings,
+longest prompt first, original order restored). While a batch runs on the device, the visuals of the next
+``prefetch`` batches are decoded by ``decode_workers`` threads (default: this process's share of the cores;
+``decode_workers=0`` turns the pipeline off).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from lmms_eval.utils import Collator
 from tqdm import tqdm
 
-from m2v_bench.models.generation import Generator, generation_settings
+from m2v_bench.errors import M2VError
+from m2v_bench.models.generation import PREFETCH_BATCHES, Generator, available_cores, generation_settings
 from m2v_bench.models.loading import load
 
 logger = logging.getLogger(__name__)
@@ -23,6 +36,14 @@ logger = logging.getLogger(__name__)
 
 def _flag(value) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+
+
+def _accelerator(device: str | None):
+    """lmms-eval's launchers start one process per device; accelerate tells each which one it is. ``--device cpu``
+    keeps every process on the CPU even where GPUs exist."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=bool(device) and str(device).startswith("cpu"))
 
 
 class M2V(lmms):
@@ -40,11 +61,24 @@ class M2V(lmms):
         merge: bool = False,
         batch_size: int = 1,
         frame_cache: str | None = None,
+        decode_workers: int | None = None,
+        prefetch: int = PREFETCH_BATCHES,
         **kwargs,
     ) -> None:
         super().__init__()
         if kwargs:
             raise ValueError(f"m2v: unknown model_args {sorted(kwargs)}")
+        self.accelerator = _accelerator(device)
+        processes = self.accelerator.num_processes
+        if processes > 1:
+            if device_map:
+                raise M2VError(
+                    f"m2v: device_map={device_map} spreads ONE model over the devices of one process, but "
+                    f"{processes} processes were launched (data parallel: one whole model per device); "
+                    "drop device_map, or launch a single process"
+                )
+            device = str(self.accelerator.device)  # cuda:{local_process_index}, or cpu
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", processes))
         loaded = load(
             str(pretrained),
             adapter=adapter or None,
@@ -59,9 +93,15 @@ class M2V(lmms):
             # lmms-eval 0.7 has no hook to add model details to results["config"]; model_args there names the
             # checkpoint, whose m2v_provenance.json the leaderboard reads.
             logger.info("m2v checkpoint provenance: %s", loaded.provenance)
-        self.generator = Generator(loaded, frames, keyframe_threshold, frame_cache, batch_size)
+        if decode_workers is None or decode_workers == "":
+            decode_workers = max(1, available_cores() // local_processes)
+        self.generator = Generator(
+            loaded, frames, keyframe_threshold, frame_cache, batch_size, int(decode_workers), int(prefetch)
+        )
         self.batch_size_per_gpu = int(batch_size)
-        self._rank, self._world_size = 0, 1
+        self._rank, self._world_size = self.accelerator.process_index, processes
+        if processes > 1 and self._rank == 0:
+            logger.info("m2v: %d processes, data parallel, one model per device", processes)
 
     @property
     def model(self):
@@ -82,33 +122,60 @@ class M2V(lmms):
     def _visuals(self, doc_to_visual, doc_id, task, split):
         return doc_to_visual(self.task_dict[task][split][doc_id]) if doc_to_visual else []
 
+    def _prompt_length(self, context: str) -> int:
+        return len(self.generator.processor.tokenizer(context, add_special_tokens=False)["input_ids"])
+
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Greedy by default; honours max_new_tokens, temperature/do_sample, top_p, num_beams and until."""
-        groups: dict[str, list] = {}
-        for index, request in enumerate(requests):
-            context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
-            groups.setdefault(repr(sorted(gen_kwargs.items())), []).append((index, request.args))
-        results = [""] * len(requests)
+        collator = Collator(
+            [request.args for request in requests],
+            lambda args: (-self._prompt_length(args[0]), args[0]),
+            group_fn=lambda args: args[1],
+            grouping=True,
+        )
+        batches = list(collator.get_batched(n=self.batch_size_per_gpu))
+
+        def prepare(args):
+            return (args[0], *self.generator.prepare(self._visuals(*args[2:])))
+
+        answers: list[str] = []
         progress = tqdm(total=len(requests), desc="m2v generate", disable=self.rank != 0)
-        for members in groups.values():
-            settings, until = generation_settings(members[0][1][1])
-            for start in range(0, len(members), self.batch_size_per_gpu):
-                chunk = members[start : start + self.batch_size_per_gpu]
-                items = [(args[0], self._visuals(*args[2:])) for _, args in chunk]
-                for (index, _), answer in zip(chunk, self.generator.generate(items, settings, until), strict=True):
-                    results[index] = answer
-                progress.update(len(chunk))
+        for batch, prepared in zip(batches, self.generator.pipeline(batches, prepare), strict=True):
+            settings, until = generation_settings(batch[0][1])
+            answers.extend(self.generator.generate_prepared(prepared, settings, until))
+            progress.update(len(batch))
         progress.close()
-        return results
+        return collator.get_original(answers)
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
-        results = []
-        for request in tqdm(requests, desc="m2v loglikelihood", disable=self.rank != 0):
-            context, continuation, doc_to_visual, doc_id, task, split = request.args
-            if callable(continuation):
-                continuation = continuation(self.task_dict[task][split][doc_id])
-            visuals = self._visuals(doc_to_visual, doc_id, task, split)
-            results.append(self.generator.loglikelihood(context, visuals, continuation))
+        """Requests of one document with one prompt (a score task's two answers) share one decode of the visuals
+        and one forward pass; ``batch_size`` documents go through the model together."""
+        documents: dict[tuple, list[int]] = {}
+        for index, request in enumerate(requests):
+            context, _, doc_to_visual, doc_id, task, split = request.args
+            documents.setdefault((context, doc_id, task, split), []).append(index)
+        units = list(documents.values())
+        size = self.batch_size_per_gpu
+        batches = [units[start : start + size] for start in range(0, len(units), size)]
+
+        def prepare(unit: list[int]):
+            context, _, doc_to_visual, doc_id, task, split = requests[unit[0]].args
+            answers = []
+            for index in unit:
+                continuation = requests[index].args[1]
+                if callable(continuation):
+                    continuation = continuation(self.task_dict[task][split][doc_id])
+                answers.append(continuation)
+            return (context, *self.generator.prepare(self._visuals(doc_to_visual, doc_id, task, split)), answers)
+
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        progress = tqdm(total=len(requests), desc="m2v loglikelihood", disable=self.rank != 0)
+        for batch, prepared in zip(batches, self.generator.pipeline(batches, prepare), strict=True):
+            for unit, scores in zip(batch, self.generator.score_prepared(prepared), strict=True):
+                for index, score in zip(unit, scores, strict=True):
+                    results[index] = score
+                progress.update(len(unit))
+        progress.close()
         return results
 
     def generate_until_multi_round(self, requests) -> list[str]:
