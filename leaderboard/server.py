@@ -65,6 +65,12 @@ class Leaderboard:
         self.store = Store(config.db, threads=True)
         self.lock = threading.RLock()
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
+        self._tables: dict[tuple, list[dict]] = {}
+
+    def _generation(self) -> tuple[int, int]:
+        """Changes since the last read: this connection's writes (``total_changes``) and other processes' commits
+        (``PRAGMA data_version``, e.g. a CLI ``submit``)."""
+        return self.store.db.total_changes, self.store.db.execute("PRAGMA data_version").fetchone()[0]
 
     def request(self, body: EvalRequest, client: str) -> int:
         if not self.limiter.allow(client):
@@ -80,16 +86,22 @@ class Leaderboard:
             return [{k: j[k] for k in PUBLIC_JOB_FIELDS} for j in self.store.jobs()]
 
     def table(self, view: str, board: str) -> list[dict]:
+        """A view as JSON, recomputed only when the database changed since it was last computed."""
         from m2v_bench.leaderboard import views
 
         with self.lock:
+            key = (view, board, *self._generation())
+            if key in self._tables:
+                return self._tables[key]
             if view == "ranking":
                 tables = views.ranking(self.store, board)
             else:
                 tables = [{"substitution": views.substitution, "augmentation": views.augmentation}[view](
                     self.store, board)]  # fmt: skip
-        return [{"title": t.title, "columns": list(t.frame.columns), "rows": t.frame.to_dict(orient="records"),
-                 "notes": t.notes} for t in tables]  # fmt: skip
+            result = [{"title": t.title, "columns": list(t.frame.columns), "rows": t.frame.to_dict(orient="records"),
+                       "notes": t.notes} for t in tables]  # fmt: skip
+            self._tables = {k: v for k, v in self._tables.items() if k[2:] == key[2:]} | {key: result}
+            return result
 
 
 class RateLimited(M2VError):

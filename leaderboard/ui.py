@@ -110,9 +110,9 @@ def make_ui(lb):
                 demo.load(table_values, outputs=outputs)
             with gr.Tab("Ranking", id="ranking"):
                 board = gr.Radio(["paper", "sample"], value="paper", label="Board")
-                ranking = gr.Markdown(elem_id="ranking")
-                board.change(ranking_values, inputs=board, outputs=ranking)
-                demo.load(ranking_values, inputs=board, outputs=ranking)
+                ranking_text = gr.Markdown(elem_id="ranking")
+                board.change(ranking_values, inputs=board, outputs=ranking_text)
+                demo.load(ranking_values, inputs=board, outputs=ranking_text)
             with gr.Tab("Plots", id="plots"):
                 images = [gr.Image(label="Substitution: macro-F1"), gr.Image(label="Augmentation: macro-F1"),
                           gr.Image(label="Data scarcity")]  # fmt: skip
