@@ -12,6 +12,7 @@ annotations`` here: FastAPI reads the endpoints' annotations, which name classes
 """
 
 import hmac
+import json
 import logging
 import threading
 from typing import Annotated, Any
@@ -65,7 +66,7 @@ class Leaderboard:
         self.store = Store(config.db, threads=True)
         self.lock = threading.RLock()
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
-        self._tables: dict[tuple, list[dict]] = {}
+        self._tables: dict[tuple, bytes] = {}
 
     def _generation(self) -> tuple[int, int]:
         """Changes since the last read: this connection's writes (``total_changes``) and other processes' commits
@@ -86,7 +87,10 @@ class Leaderboard:
             return [{k: j[k] for k in PUBLIC_JOB_FIELDS} for j in self.store.jobs()]
 
     def table(self, view: str, board: str) -> list[dict]:
-        """A view as JSON, recomputed only when the database changed since it was last computed."""
+        return json.loads(self.table_json(view, board))
+
+    def table_json(self, view: str, board: str) -> bytes:
+        """A view as JSON text, recomputed only when the database changed since it was last computed."""
         from m2v_bench.leaderboard import views
 
         with self.lock:
@@ -98,8 +102,9 @@ class Leaderboard:
             else:
                 tables = [{"substitution": views.substitution, "augmentation": views.augmentation}[view](
                     self.store, board)]  # fmt: skip
-            result = [{"title": t.title, "columns": list(t.frame.columns), "rows": t.frame.to_dict(orient="records"),
-                       "notes": t.notes} for t in tables]  # fmt: skip
+            result = json.dumps([{"title": t.title, "columns": list(t.frame.columns),
+                                  "rows": t.frame.to_dict(orient="records"), "notes": t.notes} for t in tables],
+                                default=str).encode()  # fmt: skip
             self._tables = {k: v for k, v in self._tables.items() if k[2:] == key[2:]} | {key: result}
             return result
 
@@ -136,7 +141,7 @@ def create_app(config: Config, ui: bool = True):
     def tables(view: str, board: str = "paper"):
         if view not in ("substitution", "augmentation", "ranking") or board not in ("paper", "sample"):
             raise HTTPException(404, "view: substitution, augmentation or ranking; board: paper or sample")
-        return lb.table(view, board)
+        return Response(lb.table_json(view, board), media_type="application/json")
 
     @app.get("/api/jobs")
     def jobs():
