@@ -2,7 +2,8 @@
 (``ui.py``) mounted at ``/ui``. Nothing starts at import: :func:`create_app` builds an app from a
 :class:`~m2v_bench.leaderboard.service.Config`, :func:`serve` runs it with uvicorn.
 
-- Public: ``GET /api/tables/{substitution|augmentation|ranking}?board=paper|sample``, ``GET /api/jobs``,
+- Public: ``GET /api/tables/{substitution|augmentation|ranking}?board=paper|sample``, ``GET /api/submissions``,
+  ``GET /api/jobs``,
   ``GET /api/jobs/{id}``, ``POST /api/requests`` (rate-limited per client).
 - Workers and admins (``Authorization: Bearer <token>``, else 401): ``POST /api/jobs/claim``,
   ``/api/jobs/{id}/heartbeat``, ``/api/jobs/{id}/finish``, ``/api/jobs/{id}/fail``.
@@ -142,6 +143,15 @@ def create_app(config: Config, ui: bool = True):
         if view not in ("substitution", "augmentation", "ranking") or board not in ("paper", "sample"):
             raise HTTPException(404, "view: substitution, augmentation or ranking; board: paper or sample")
         return Response(lb.table_json(view, board), media_type="application/json")
+
+    @app.get("/api/submissions")
+    def submissions():
+        """Every stored submission: status, version, provenance and (verified) the environment it ran in."""
+        with lb.lock:
+            return [{"name": s.name, "status": s.status, "version": s.version, "family": s.family,
+                     "strategy": s.strategy, "target": s.target, "meme_source": s.meme_source,
+                     "base_model": s.base_model, "provenance": s.provenance, "environment": s.environment}
+                    for s in lb.store.submissions()]  # fmt: skip
 
     @app.get("/api/jobs")
     def jobs():

@@ -144,7 +144,8 @@ def test_tables_api_serves_the_views(client):
     json.dumps(table)  # plain JSON
     # a new verified row shows at once (the server recomputes a view only after a write)
     store = client.app.state.leaderboard.store
-    sub = Submission("v1", "mllama", "vid_ft", "mhc", None, "org/m", None, {}, status="verified")
+    sub = Submission("v1", "mllama", "vid_ft", "mhc", None, "org/m", None, {}, status="verified",
+                     environment={"torch": "2.9", "device": "cuda", "dtype": "bfloat16"})  # fmt: skip
     row = {"task": "m2v_mhc", "dataset": "mhc", "test_sha256": "0", "test_set": "paper", "n": 200, "accuracy": 0.9,
            "macro_f1": 0.9, "f1": 0.9, "precision": 0.9, "recall": 0.9, "invalid_rate": 0.0, "auroc": None,
            "macro_f1_low": 0.85, "macro_f1_high": 0.95}  # fmt: skip
@@ -153,6 +154,8 @@ def test_tables_api_serves_the_views(client):
     (table,) = client.get("/api/tables/substitution").json()
     (mine,) = [r for r in table["rows"] if r["Source"] == "verified: v1"]
     assert (mine["MHC n"], mine["Test set"], mine["MHC M-F1 95% CI"]) == (200, "paper", "[0.850, 0.950]")
+    (stored,) = client.get("/api/submissions").json()
+    assert (stored["status"], stored["version"], stored["environment"]["device"]) == ("verified", 1, "cuda")
 
 
 # ------------------------------------------------------------------ a live server, real workers, real lmms-eval
