@@ -86,6 +86,10 @@ def make_request(
     revision = (revision or "").strip() or None
     if revision is not None and not REVISION.fullmatch(revision):
         raise RequestError(f"revision {revision!r}: letters, digits and . _ / - only")
+    if revision is not None:
+        # the m2v model loads an adapter's default branch; a pinned revision would be recorded but not evaluated
+        raise RequestError("revision: pinning an adapter revision is not supported yet; push the revision to evaluate "
+                           "as its own repository (or branch default) and request that")  # fmt: skip
     if name in {s.name for s in store.submissions()} or any(
         j["name"] == name and j["state"] in ("PENDING", "RUNNING", "FINISHED") for j in store.jobs(limit=100000)
     ):
@@ -108,6 +112,9 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         if not (RUN.fullmatch(filename) or RESULTS_FILE.fullmatch(filename)):
             raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name")
     checkpoint = job["adapter"] or job["base_model"]
+    if job["adapter"] and not Path(job["adapter"]).is_dir() and not upload.get("provenance"):
+        store.fail_job(job_id, claim, f"verification failed: hub adapter {job['adapter']}: no provenance sent")
+        raise RequestError(f"verification failed: hub adapter {job['adapter']}: the worker sent no provenance")
     with tempfile.TemporaryDirectory(dir=config.work_dir, prefix=f"job-{job_id}-") as tmp:
         for filename, text in files.items():
             (Path(tmp) / filename).write_text(str(text), encoding="utf-8")

@@ -122,11 +122,24 @@ class Store:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in filter(str.strip, script.split(";")):
                     self.db.execute(statement)
+                if number == 2:
+                    self._identify_old_test_sets()
                 self.db.execute(f"PRAGMA user_version={number}")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def _identify_old_test_sets(self) -> None:
+        """Results stored before rows had a test set: ``paper`` where the stored hash is the paper's test split,
+        else ``custom`` (the column's default), so that nothing unknown lands on the public board."""
+        from m2v_bench.data_dir import paper_test_hash
+
+        for (dataset,) in self.db.execute("SELECT DISTINCT dataset FROM results").fetchall():
+            expected = paper_test_hash(dataset)
+            if expected is not None:
+                self.db.execute("UPDATE results SET test_set = 'paper' WHERE dataset = ? AND test_sha256 = ?",
+                                (dataset, expected))  # fmt: skip
 
     def close(self) -> None:
         self.db.close()

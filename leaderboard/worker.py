@@ -111,6 +111,20 @@ def collect_run(out: Path) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in newest}
 
 
+def adapter_provenance(adapter: str | None) -> dict | None:
+    """The adapter's m2v_provenance.json: from its folder, or from its hub repository."""
+    from m2v_bench.models.loading import PROVENANCE_FILE
+
+    if not adapter:
+        return None
+    if Path(adapter).is_dir():
+        path = Path(adapter) / PROVENANCE_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    from transformers.utils import cached_file  # the hub download transformers itself uses
+
+    return json.loads(Path(cached_file(adapter, PROVENANCE_FILE)).read_text(encoding="utf-8"))
+
+
 class Worker:
     def __init__(self, config: WorkerConfig):
         import httpx
@@ -155,9 +169,11 @@ class Worker:
         except M2VError as exc:
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": str(exc)[-9000:]})
             return job
-        provenance = None
-        if job.get("adapter") and (Path(job["adapter"]) / "m2v_provenance.json").is_file():
-            provenance = json.loads((Path(job["adapter"]) / "m2v_provenance.json").read_text())
+        try:
+            provenance = adapter_provenance(job.get("adapter"))
+        except Exception as exc:  # a hub adapter without m2v_provenance.json, or no hub: the job fails with why
+            self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": f"provenance: {exc}"})
+            return job
         response = self.http.post(f"/api/jobs/{job['id']}/finish", json={
             "claim": job["claim"], "files": files, "provenance": provenance,
             "environment": environment(self.config, device)})  # fmt: skip

@@ -476,3 +476,28 @@ def test_cli_show_board_and_history(tmp_path, capsys):
     assert main(["leaderboard", "--db", str(db), "history", "=cmd"]) == 0
     out = capsys.readouterr().out
     assert "version 1 (self-reported, replaced" in out and "m2v_mhc 0.500" in out and "version 2" in out
+
+
+def test_an_old_store_is_upgraded_without_losing_or_mislabelling_rows(tmp_path):
+    """A store written before versions/statuses/test sets: its rows stay, self-reported, on the right board."""
+    import sqlite3
+
+    from m2v_bench.leaderboard.store import MIGRATIONS
+
+    from m2v_bench.data_dir import paper_test_hash
+
+    db = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
+    for name, test_hash in (("on-paper", paper_test_hash("mhc")), ("on-sample", "f" * 64)):
+        db.execute("INSERT INTO submissions (name, family, strategy, base_model, provenance) VALUES "
+                   "(?, 'mllama', 'no_ft', 'b', '{}')", (name,))  # fmt: skip
+        db.execute("INSERT INTO results VALUES (?, 'm2v_mhc', 'mhc', ?, 200, .5, .5, .5, .5, .5, 0, NULL, .4, .6)",
+                   (name, test_hash))  # fmt: skip
+    db.close()
+    store = Store(tmp_path / "old.sqlite")
+    assert {r["name"]: r["test_set"] for r in store.results()} == {"on-paper": "paper", "on-sample": "custom"}
+    assert {(s.name, s.status, s.version) for s in store.submissions()} == {
+        ("on-paper", "self-reported", 1), ("on-sample", "self-reported", 1)}  # fmt: skip
+    sources = set(views.substitution(store).frame["Source"])
+    assert "self-reported: on-paper" in sources and "self-reported: on-sample" not in sources
+    store.close()

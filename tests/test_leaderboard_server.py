@@ -55,6 +55,8 @@ def test_a_request_is_queued_and_claimed_with_a_lease(client, tmp_path):
     assert "requested by" in job["log"] and "claim" not in job  # the claim id is the worker's secret
     taken = client.post("/api/requests", json={"name": "mine", "base_model": base})
     assert taken.status_code == 422 and "taken" in taken.json()["detail"]
+    pinned = client.post("/api/requests", json={"name": "p", "base_model": base, "adapter": "org/a", "revision": "v2"})
+    assert pinned.status_code == 422 and "revision" in pinned.json()["detail"]
     auth = {"Authorization": f"Bearer {TOKEN}"}
     claimed = client.post("/api/jobs/claim", json={"worker": "w1"}, headers=auth).json()
     assert claimed["name"] == "mine" and len(claimed["claim"]) == 32
