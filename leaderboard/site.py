@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from m2v_bench.leaderboard.store import Store
-from m2v_bench.leaderboard.views import Table, augmentation, format_cell, ranking, render, substitution
+from m2v_bench.leaderboard.views import Table, augmentation, format_cell, on_board, ranking, render, substitution
 
 PAGES = {"index.html": "Overview", "substitution.html": "Substitution", "augmentation.html": "Augmentation",
-         "ranking.html": "Ranking per task"}  # fmt: skip
+         "ranking.html": "Ranking per task", "sample.html": "Sample data board"}  # fmt: skip
 
 
 def _environment():
@@ -29,7 +29,8 @@ def table_context(table: Table, table_id: str) -> dict:
         columns = zip(table.frame.columns, row, strict=True)
         cells = [{"text": format_cell(value), "best": (i, column) in table.best} for column, value in columns]
         published = any(isinstance(v, str) and v.startswith("published") for v in row)
-        rows.append({"cells": cells, "published": published})
+        self_reported = any(isinstance(v, str) and v.startswith("self-reported:") for v in row)
+        rows.append({"cells": cells, "published": published, "self_reported": self_reported})
     return {"id": table_id, "title": table.title, "headers": list(table.frame.columns), "rows": rows,
             "notes": table.notes}  # fmt: skip
 
@@ -67,14 +68,22 @@ def plot_by_strategy(table: Table, out: Path) -> None:
     plt.close(fig)
 
 
-def plot_scarcity(store: Store, out: Path) -> bool:
-    """macro-F1 against the share of video training data, when submissions with video_fraction < 1 exist."""
-    subs = {s.name: s for s in store.submissions() if s.video_fraction is not None}
+def scarcity_points(store: Store, board: str = "paper") -> dict[tuple, list[tuple[float, float]]]:
+    """(family, strategy, target, status) -> [(video fraction, macro-F1)] of the submissions trained on a share of the
+    video split (rows whose fraction is not a number are left out)."""
+    subs = {s.name: s for s in store.submissions() if isinstance(s.video_fraction, float)}
     points: dict[tuple, list] = {}
     for r in store.results():
         sub = subs.get(r["name"])
-        if sub and r["task"] == f"m2v_{sub.target}":
-            points.setdefault((sub.family, sub.strategy, sub.target), []).append((sub.video_fraction, r["macro_f1"]))
+        if sub and r["task"] == f"m2v_{sub.target}" and on_board(r.get("test_set"), board):
+            key = (sub.family, sub.strategy, sub.target, sub.status)
+            points.setdefault(key, []).append((sub.video_fraction, float(r["macro_f1"])))
+    return points
+
+
+def plot_scarcity(store: Store, out: Path, board: str = "paper") -> bool:
+    """macro-F1 against the share of video training data, when submissions with video_fraction < 1 exist."""
+    points = scarcity_points(store, board)
     if not any(f < 1 for series in points.values() for f, _ in series):
         return False
     import matplotlib
@@ -83,9 +92,11 @@ def plot_scarcity(store: Store, out: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (family, strategy, target), series in sorted(points.items()):
+    for (family, strategy, target, status), series in sorted(points.items()):
         series.sort()
-        ax.plot([f for f, _ in series], [v for _, v in series], marker="o", label=f"{family} {strategy} -> {target}")
+        style = "-" if status == "verified" else ":"
+        label = f"{family} {strategy} -> {target} ({status})"
+        ax.plot([f for f, _ in series], [v for _, v in series], marker="o", linestyle=style, label=label)
     ax.set_xlabel("share of the video training split")
     ax.set_ylabel("macro-F1")
     ax.legend(fontsize=7)
@@ -98,6 +109,7 @@ def plot_scarcity(store: Store, out: Path) -> bool:
 def build(store: Store, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     sub, aug, ranks = substitution(store), augmentation(store), ranking(store)
+    sample_tables = [substitution(store, "sample"), augmentation(store, "sample"), *ranking(store, "sample")]
     for name, table in (("substitution", sub), ("augmentation", aug)):
         for style, ext in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
             (out / f"{name}.{ext}").write_text(render(table, style) + "\n")
@@ -110,10 +122,18 @@ def build(store: Store, out: Path) -> list[Path]:
         "augmentation.html": {"tables": [table_context(aug, "augmentation")], "downloads": "augmentation",
                               "images": [{"src": "augmentation.png", "alt": "macro-F1 by strategy"}]},
         "ranking.html": {"tables": [table_context(t, f"rank-{i}") for i, t in enumerate(ranks)],
-                         "empty": "No submission yet."},
+                         "empty": "No submission on the paper's test sets yet."},
+        "sample.html": {
+            "intro": ["Results on the synthetic sample data or on custom test sets: they check a pipeline, and are "
+                      "not comparable with the paper's rows or with each other across test sets."],
+            "tables": [table_context(t, f"sample-{i}") for i, t in enumerate(sample_tables) if len(t.frame)],
+            "empty": "No submission on sample or custom test sets.",
+        },
         "index.html": {
             "intro": [f"{len(store.submissions())} submission(s). Published rows are the paper's (Wang, Tan, Lee, "
-                      "WWW 2025), with the confusion matrix each implies on the test set checked for consistency."],
+                      "WWW 2025), with the confusion matrix each implies on the test set checked for consistency. "
+                      "Verified rows were evaluated by a leaderboard worker; self-reported rows are uploaded logs, "
+                      "checked and recomputed, and kept apart."],
             "images": [{"heading": "Data scarcity", "src": "scarcity.png", "alt": "macro-F1 by video share"}]
             if scarcity else [],
         },

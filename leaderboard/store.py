@@ -1,11 +1,16 @@
-"""The leaderboard's SQLite store: one row per (submission, task) with its recomputed metrics, and every per-sample
-prediction. Schema versions are applied in order (``PRAGMA user_version``); writes are single transactions, and
+"""The leaderboard's SQLite store: one row per (submission, task) with its recomputed metrics, ``n`` and test-set
+identity, and every per-sample prediction. A submission is ``verified`` (evaluated by a leaderboard worker) or
+``self-reported`` (logs uploaded by its author). A name is never silently re-used: storing under a taken name is an
+error unless ``replace=True``, which makes a new version and keeps the old one (its submission and result rows) in
+``history``. Schema versions are applied in order (``PRAGMA user_version``); writes are single transactions, and
 WAL + a busy timeout let several processes submit at once."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +48,40 @@ MIGRATIONS = [
         FOREIGN KEY (name, task) REFERENCES results(name, task) ON DELETE CASCADE
     );
     """,
+    """
+    ALTER TABLE submissions ADD COLUMN status TEXT NOT NULL DEFAULT 'self-reported';
+    ALTER TABLE submissions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE submissions ADD COLUMN environment TEXT;
+    ALTER TABLE results ADD COLUMN test_set TEXT NOT NULL DEFAULT 'custom';
+    CREATE TABLE history (
+        name TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL, submission TEXT NOT NULL,
+        results TEXT NOT NULL, replaced_at TEXT NOT NULL DEFAULT (datetime('now')),
+        PRIMARY KEY (name, version)
+    );
+    """,
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        base_model TEXT NOT NULL,
+        adapter TEXT,
+        revision TEXT,
+        state TEXT NOT NULL DEFAULT 'PENDING',
+        client TEXT,
+        worker TEXT,
+        claim TEXT,
+        lease_until REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        log TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at TEXT NOT NULL DEFAULT (datetime('now')),
+        updated_at TEXT NOT NULL DEFAULT (datetime('now'))
+    );
+    CREATE INDEX jobs_state ON jobs (state, id);
+    """,
 ]
+JOB_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
+STATUSES = ("verified", "self-reported")
 
 
 @dataclass(frozen=True)
@@ -56,16 +94,26 @@ class Submission:
     base_model: str
     video_fraction: float | None
     provenance: dict
+    status: str = "self-reported"
+    """``verified`` or ``self-reported`` (:data:`STATUSES`)."""
+    version: int = 1
+    environment: dict | None = None
+    """Verified runs: the versions, device and dtype the worker evaluated with."""
+
+
+class NameTaken(M2VError):
+    """A submission under a name that is stored already, without asking to replace it."""
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, threads: bool = False):
+        """``threads``: the connection may be used from several threads (the server serialises its calls)."""
         self.path = Path(path)
         if self.path.is_dir():
             raise M2VError(f"--db {self.path}: is a folder; give the leaderboard's SQLite file")
         make_dirs(self.path.parent)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=not threads)
             self._check_foreign()  # before anything that writes (journal_mode=WAL changes the file)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -93,25 +141,56 @@ class Store:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in filter(str.strip, script.split(";")):
                     self.db.execute(statement)
+                if number == 2:
+                    self._identify_old_test_sets()
                 self.db.execute(f"PRAGMA user_version={number}")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
+    def _identify_old_test_sets(self) -> None:
+        """Results stored before rows had a test set: ``paper`` where the stored hash is the paper's test split,
+        else ``custom`` (the column's default), so that nothing unknown lands on the public board."""
+        from m2v_bench.data_dir import paper_test_hash
+
+        for (dataset,) in self.db.execute("SELECT DISTINCT dataset FROM results").fetchall():
+            expected = paper_test_hash(dataset)
+            if expected is not None:
+                self.db.execute("UPDATE results SET test_set = 'paper' WHERE dataset = ? AND test_sha256 = ?",
+                                (dataset, expected))  # fmt: skip
+
     def close(self) -> None:
         self.db.close()
 
-    def put(self, submission: Submission, results: list[dict], predictions: dict[str, list[dict]]) -> None:
-        """Store (or replace: re-submitting is idempotent) a submission with its results, in one transaction."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def put(
+        self, submission: Submission, results: list[dict], predictions: dict[str, list[dict]], replace: bool = False
+    ) -> int:
+        """Store a submission with its results in one transaction; returns its version. A taken name raises
+        :class:`NameTaken` unless ``replace``: then the stored one moves to ``history`` and this one is the next
+        version."""
+        if submission.status not in STATUSES:
+            raise ValueError(f"status {submission.status!r}; one of {STATUSES}")
+        outer = self.db.in_transaction  # inside finish_job's transaction: part of it
+        if not outer:
+            self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("DELETE FROM submissions WHERE name = ?", (submission.name,))
+            version = 1
+            old = self.db.execute("SELECT version FROM submissions WHERE name = ?", (submission.name,)).fetchone()
+            if old is not None:
+                if not replace:
+                    raise NameTaken(
+                        f"name {submission.name!r} is taken (version {old[0]}); choose another name, or replace it "
+                        "explicitly (--replace: a new version, the old one kept in the history)"
+                    )
+                version = self._archive(submission.name) + 1
             self.db.execute(
                 "INSERT INTO submissions (name, family, strategy, target, meme_source, base_model, video_fraction,"
-                " provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " provenance, status, version, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (submission.name, submission.family, submission.strategy, submission.target, submission.meme_source,
-                 submission.base_model, submission.video_fraction, json.dumps(submission.provenance, default=str)),
+                 submission.base_model, submission.video_fraction, json.dumps(submission.provenance, default=str),
+                 submission.status, version,
+                 None if submission.environment is None else json.dumps(submission.environment, default=str)),
             )  # fmt: skip
             for row in results:
                 columns = ", ".join(row)
@@ -125,17 +204,44 @@ class Store:
                     [(submission.name, row["task"], p["id"], p["gold"], p["pred"], p.get("score"), p.get("response"))
                      for p in predictions[row["task"]]],
                 )  # fmt: skip
-            self.db.execute("COMMIT")
+            if not outer:
+                self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if not outer:
+                self.db.execute("ROLLBACK")
             raise
+        return version
+
+    def _archive(self, name: str) -> int:
+        """Move a stored submission (row and results) into ``history``; returns the highest version of the name."""
+        cursor = self.db.execute("SELECT * FROM submissions WHERE name = ?", (name,))
+        columns = [d[0] for d in cursor.description]
+        row = dict(zip(columns, cursor.fetchone(), strict=True))
+        results = self.db.execute("SELECT * FROM results WHERE name = ?", (name,))
+        result_rows = [dict(zip([d[0] for d in results.description], r, strict=True)) for r in results.fetchall()]
+        self.db.execute(
+            "INSERT INTO history (name, version, status, submission, results) VALUES (?, ?, ?, ?, ?)",
+            (name, row["version"], row["status"], json.dumps(row), json.dumps(result_rows)),
+        )
+        self.db.execute("DELETE FROM submissions WHERE name = ?", (name,))
+        latest = self.db.execute("SELECT max(version) FROM history WHERE name = ?", (name,)).fetchone()[0]
+        return max(latest, row["version"])
+
+    def history(self, name: str) -> list[dict]:
+        """The earlier versions of a name, oldest first: {version, status, submission, results, replaced_at}."""
+        rows = self.db.execute(
+            "SELECT version, status, submission, results, replaced_at FROM history WHERE name = ? ORDER BY version",
+            (name,),
+        ).fetchall()
+        return [{"version": v, "status": st, "submission": json.loads(sub), "results": json.loads(res),
+                 "replaced_at": at} for v, st, sub, res, at in rows]  # fmt: skip
 
     def submissions(self) -> list[Submission]:
         rows = self.db.execute(
-            "SELECT name, family, strategy, target, meme_source, base_model, video_fraction, provenance "
-            "FROM submissions ORDER BY name"
+            "SELECT name, family, strategy, target, meme_source, base_model, video_fraction, provenance, status, "
+            "version, environment FROM submissions ORDER BY name"
         ).fetchall()
-        return [Submission(*row[:7], json.loads(row[7])) for row in rows]
+        return [Submission(*row[:7], _json(row[7]) or {}, row[8], row[9], _json(row[10])) for row in rows]
 
     def results(self) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM results ORDER BY name, task")
@@ -147,3 +253,128 @@ class Store:
             "SELECT sample_id, gold, pred FROM predictions WHERE name = ? AND task = ?", (name, task)
         ).fetchall()
         return {sample_id: (gold, pred) for sample_id, gold, pred in rows}
+
+    # ------------------------------------------------------------------------------------------------- the queue
+
+    def add_job(self, name: str, base_model: str, adapter: str | None, revision: str | None, client: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO jobs (name, base_model, adapter, revision, client, log) VALUES (?, ?, ?, ?, ?, ?)",
+            (name, base_model, adapter, revision, client, f"{_now()} requested by {client}\n"),
+        )
+        return int(cursor.lastrowid)
+
+    def jobs(self, limit: int = 200) -> list[dict]:
+        cursor = self.db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def job(self, job_id: int) -> dict | None:
+        cursor = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+    def requeue_expired(self, now: float | None = None) -> list[int]:
+        """RUNNING jobs whose lease has run out (their worker died or lost contact) go back to PENDING."""
+        now = time.time() if now is None else now
+        expired = [r[0] for r in self.db.execute(
+            "SELECT id FROM jobs WHERE state = 'RUNNING' AND lease_until < ?", (now,)).fetchall()]  # fmt: skip
+        for job_id in expired:
+            self.db.execute(
+                "UPDATE jobs SET state = 'PENDING', worker = NULL, claim = NULL, lease_until = NULL, "
+                "log = log || ?, updated_at = datetime('now') WHERE id = ? AND state = 'RUNNING'",
+                (f"{_now()} lease expired: re-queued\n", job_id),
+            )
+        return expired
+
+    def claim_job(self, worker: str, lease_s: float) -> dict | None:
+        """The oldest PENDING job, now RUNNING under a fresh claim id and a lease (expired leases re-queued first)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.requeue_expired()
+            row = self.db.execute("SELECT id FROM jobs WHERE state = 'PENDING' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                self.db.execute("COMMIT")
+                return None
+            claim = uuid.uuid4().hex
+            self.db.execute(
+                "UPDATE jobs SET state = 'RUNNING', worker = ?, claim = ?, lease_until = ?, attempts = attempts + 1, "
+                "log = log || ?, updated_at = datetime('now') WHERE id = ?",
+                (worker, claim, time.time() + lease_s, f"{_now()} claimed by {worker}\n", row[0]),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self.job(row[0])
+
+    def _holds(self, job_id: int, claim: str) -> bool:
+        row = self.db.execute("SELECT state, claim, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None and row[0] == "RUNNING" and row[1] == claim and row[2] >= time.time()
+
+    def heartbeat(self, job_id: int, claim: str, lease_s: float, log: str = "") -> bool:
+        """Extend a held lease (and append to the log); False when the claim is no longer valid."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            held = self._holds(job_id, claim)
+            if held:
+                self.db.execute(
+                    "UPDATE jobs SET lease_until = ?, log = log || ?, updated_at = datetime('now') WHERE id = ?",
+                    (time.time() + lease_s, log, job_id),
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return held
+
+    def finish_job(self, job_id: int, claim: str, store_results) -> bool:
+        """In one transaction: check the claim is held, ``store_results()`` (which writes the verified submission
+        inside this transaction), mark the job FINISHED. False (nothing written) when the claim is stale, so a job
+        is stored exactly once even when a presumed-dead worker reports late."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._holds(job_id, claim):
+                self.db.execute("ROLLBACK")
+                return False
+            store_results()
+            self.db.execute(
+                "UPDATE jobs SET state = 'FINISHED', lease_until = NULL, log = log || ?, updated_at = datetime('now') "
+                "WHERE id = ?",
+                (f"{_now()} verified and stored\n", job_id),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return True
+
+    def fail_job(self, job_id: int, claim: str | None, error: str) -> bool:
+        """Mark a job FAILED with its error (``claim`` None: an admin decision)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            held = claim is None or self._holds(job_id, claim)
+            if held:
+                self.db.execute(
+                    "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, log = log || ?, "
+                    "updated_at = datetime('now') WHERE id = ?",
+                    (error, f"{_now()} failed: {error}\n", job_id),
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return held
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
+def _json(text: str | None):
+    """A stored JSON column; a damaged one reads as None instead of breaking every view."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -10,20 +10,25 @@ the store (``../``).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from m2v_bench.leaderboard.store import Store, Submission
+from m2v_bench.leaderboard.store import NameTaken, Store, Submission
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.jsonl import read_jsonl
+from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash
-from m2v_bench.metrics import auroc, classification_metrics
+from m2v_bench.metrics import INVALID, auroc, classification_metrics
 from m2v_bench.models.loading import PROVENANCE_FILE
-from m2v_bench.registry import parse_task
+from m2v_bench.registry import STRATEGIES, meme_sources, parse_task, video_targets
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 CI_RESAMPLES = 1000
@@ -67,7 +72,8 @@ def read_samples(path: Path) -> list[dict]:
             item = sample["macro_f1"]
             record = {"id": str(item["id"]), "gold": item["gold"], "pred": item["pred"],
                       "response": item.get("response"), "score": item.get("score"),
-                      "test_sha256": item.get("test_sha256")}  # fmt: skip
+                      "test_sha256": item.get("test_sha256"), "test_set": item.get("test_set"),
+                      "raw": item}  # fmt: skip
         except (KeyError, TypeError) as exc:
             raise SubmissionError(f"{where}: not an m2v per-sample record ({exc})") from None
         for key in ("gold", "pred", "score"):
@@ -82,25 +88,129 @@ def read_samples(path: Path) -> list[dict]:
     return items
 
 
-def find_logs(results_dir: Path) -> dict[str, Path]:
-    """Task -> its per-sample log in an lmms-eval output folder (the newest when a task ran several times)."""
+RUN = re.compile(r"(?P<stamp>\d{8}_\d{6})_samples_(?P<task>.+)\.jsonl")
+
+
+def find_logs(results_dir: Path) -> tuple[Path, dict[str, Path]]:
+    """The newest lmms-eval run in an output folder: (its ``*_results.json``, task -> per-sample log). Runs are told
+    apart, and ordered, by the timestamp lmms-eval puts in front of every file it writes (``20261126_050143_...``);
+    only the newest run counts, whatever the files' modification times."""
     if not results_dir.is_dir():
         raise SubmissionError(f"{results_dir}: no such lmms-eval output folder")
-    logs: dict[str, Path] = {}
+    runs: dict[tuple[str, Path], dict[str, Path]] = {}
     for path in sorted(results_dir.rglob("*_samples_*.jsonl")):
-        task = path.stem.split("_samples_", 1)[1]
+        match = RUN.fullmatch(path.name)
+        if match is None:
+            raise SubmissionError(f"{path}: not an lmms-eval per-sample log name (<timestamp>_samples_<task>.jsonl)")
+        task = match["task"]
         if parse_task(task) is None:
             raise SubmissionError(f"{path}: unknown task {task!r}; the leaderboard takes the m2v tasks")
-        logs[task] = path
-    if not logs:
+        runs.setdefault((match["stamp"], path.parent), {})[task] = path
+    if not runs:
         raise SubmissionError(
             f"{results_dir}: no per-sample log (*_samples_<task>.jsonl); run lmms-eval --log_samples"
         )
-    return logs
+    (stamp, folder), logs = max(runs.items(), key=lambda run: run[0][0])
+    results = folder / f"{stamp}_results.json"
+    if not results.is_file():
+        raise SubmissionError(f"{results}: missing; submit the whole lmms-eval output folder of the run")
+    return results, logs
 
 
-def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[str, str]:
-    """Check a task's samples against the current test manifest; returns (dataset, test hash)."""
+def current_task_version(task: str) -> int:
+    """``metadata.version`` of the installed task template (``_default_template_yaml``, which the score variants'
+    template includes; a task's own YAML sets no version), so a task registered at run time is versioned like the
+    bundled ones."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    text = resources.files("m2v_bench.tasks").joinpath("_default_template_yaml").read_text(encoding="utf-8")
+    return int(yaml.load(text, Loader=_Loader)["metadata"]["version"])
+
+
+def model_args(text: str) -> dict[str, str]:
+    """lmms-eval's ``key=value,key=value`` model_args."""
+    pairs = [part.split("=", 1) for part in str(text).split(",") if part.strip()]
+    return {pair[0].strip(): pair[1].strip() for pair in pairs if len(pair) == 2}
+
+
+def _same_model(a: str | None, b: str | None) -> bool:
+    """Two model references (local path or hub id) name the same model."""
+    if not a or not b:
+        return a == b
+    if Path(a).exists() or Path(b).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def check_results(path: Path, tasks: list[str], checkpoint: str, provenance: dict) -> dict:
+    """lmms-eval's ``results.json`` of the run: the m2v model, on this checkpoint, with the current task, prompt and
+    parser versions. Returns its ``config``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        config, versions, configs = data["config"], data["versions"], data["configs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SubmissionError(f"{path}: not an lmms-eval results file ({exc})") from None
+    if config.get("model") != "m2v":
+        raise SubmissionError(f"{path}: model {config.get('model')!r}; evaluate with lmms-eval --model m2v")
+    args = model_args(config.get("model_args", ""))
+    adapter, base = args.get("adapter"), args.get("pretrained")
+    evaluated = adapter or base
+    if not _same_model(evaluated, checkpoint):
+        raise SubmissionError(f"{path}: model_args name {evaluated!r}, not the submitted checkpoint {checkpoint!r}")
+    if adapter and not _same_model(base, str(provenance.get("base_model"))):
+        raise SubmissionError(
+            f"{path}: model_args pretrained={base!r}, but the adapter was trained on {provenance.get('base_model')!r}"
+        )
+    for task in tasks:
+        expected = current_task_version(task)
+        if versions.get(task) != expected:
+            raise SubmissionError(f"{path}: task {task} version {versions.get(task)!r}, current {expected}; "
+                                  "evaluate again with the current tasks")  # fmt: skip
+        metadata = (configs.get(task) or {}).get("metadata") or {}
+        for key, current in (("prompt_version", PROMPT_VERSION), ("parser_version", PARSER_VERSION)):
+            if metadata.get(key) != current:
+                raise SubmissionError(f"{path}: task {task} {key} {metadata.get(key)!r}, current {current}; "
+                                      "evaluate again with the current tasks")  # fmt: skip
+    return config
+
+
+def check_predictions(task: str, items: list[dict], where: Path) -> None:
+    """Every logged ``pred`` must be what the current parser makes of the logged response (or, for the score
+    variants, the sign of the logged score), and the record must carry the current prompt/parser versions."""
+    dataset, variant = parse_task(task)
+    space = get_label_space(DATASETS[dataset].label_space_name)
+    for item in items:
+        for key, current in (("prompt_version", PROMPT_VERSION), ("parser_version", PARSER_VERSION)):
+            # the score variants parse no response, so their records carry no parser_version
+            if (key in item["raw"] or variant != "_score") and item["raw"].get(key) != current:
+                raise SubmissionError(f"{where}: sample {item['id']}: {key} {item['raw'].get(key)!r}, current "
+                                      f"{current}; evaluate again")  # fmt: skip
+        if item["raw"].get("media_error"):
+            expected = INVALID
+        elif variant == "_score":
+            if item["score"] is None:
+                raise SubmissionError(f"{where}: sample {item['id']}: no score in a score task")
+            expected = int(item["score"] > 0)
+        else:
+            if not isinstance(item["response"], str):
+                raise SubmissionError(f"{where}: sample {item['id']}: no response to check the prediction against")
+            expected = int(space.parse(item["response"]))
+        if item["pred"] != expected:
+            raise SubmissionError(
+                f"{where}: sample {item['id']}: logged pred {item['pred']} but the response parses to {expected} "
+                f"(parser version {PARSER_VERSION}); the log was edited or made by another parser"
+            )
+
+
+def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[str, str, str]:
+    """Check a task's samples against the current test manifest; returns (dataset, test hash, test set), the test set
+    being the leaderboard's own identification of its manifest (``paper``, ``sample`` or ``custom``)."""
+    from m2v_bench.data_dir import identify_test_set
+
     dataset, _variant = parse_task(task)
     manifest = data_dir / dataset / "test.jsonl"
     if not manifest.is_file():
@@ -121,16 +231,98 @@ def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[s
     wrong = [i["id"] for i in items if gold[i["id"]] != i["gold"]]
     if wrong:
         raise SubmissionError(f"{where}: gold labels differ from the test manifest for {', '.join(wrong[:5])}")
-    return dataset, expected
+    test_set = identify_test_set(dataset, manifest, expected)
+    logged = {i["test_set"] for i in items} - {None}
+    if logged and logged != {test_set}:
+        raise SubmissionError(f"{where}: logged test set {sorted(logged)}, but the manifest is the {test_set} one")
+    return dataset, expected, test_set
+
+
+class Provenance(BaseModel):
+    """The schema of ``m2v_provenance.json`` as the leaderboard reads it (other keys are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    family: str
+    base_model: str = Field(min_length=1)
+    strategy: str
+    target: str | None = None
+    meme_source: str | None = None
+    video_fraction: float | None = Field(default=None, gt=0, le=1)
+    prompt_version: int | None = None
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, value: str) -> str:
+        from m2v_bench.models.families import FAMILIES
+
+        if value not in FAMILIES:
+            raise ValueError(f"unknown family; one of {', '.join(FAMILIES)}")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"unknown strategy; one of {', '.join(STRATEGIES)}")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None and value not in video_targets():
+            raise ValueError(f"unknown target; one of {', '.join(video_targets())}")
+        return value
+
+    @field_validator("meme_source")
+    @classmethod
+    def _meme_source(cls, value: str | None) -> str | None:
+        if value is not None and value not in meme_sources():
+            raise ValueError(f"unknown meme source; one of {', '.join(meme_sources())}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        strategy = STRATEGIES[self.strategy]
+        if strategy.trains and self.target is None:
+            raise ValueError(f"target: required for strategy {self.strategy}")
+        if (strategy.memes is not None) != (self.meme_source is not None):
+            raise ValueError(f"meme_source: {'required' if strategy.memes else 'not allowed'} for {self.strategy}")
+        return self
+
+
+def validate_provenance(provenance, where: str) -> dict:
+    """The provenance checked against :class:`Provenance`; the error names the field."""
+    try:
+        return Provenance.model_validate(provenance).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(map(str, error["loc"])) or str(error["msg"]).split(":", 1)[0].removeprefix("Value error, ")
+        raise SubmissionError(f"{where}: provenance field {field!r}: {error['msg']}") from None
+
+
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 def describe(checkpoint: str) -> dict:
-    """The provenance of a fine-tuned checkpoint, or a No-FT description of a base model."""
+    """The validated provenance of a fine-tuned checkpoint (which must hold adapter weights), or a No-FT description
+    of a base model."""
     from m2v_bench.models.loading import detect_family, read_provenance
 
     path = Path(checkpoint)
-    provenance = read_provenance(str(path)) if path.is_dir() else {}
-    if provenance:
+    if path.is_dir() and (path / PROVENANCE_FILE).is_file():
+        where = str(path / PROVENANCE_FILE)
+        try:
+            provenance = read_provenance(str(path))
+        except ValueError as exc:
+            raise SubmissionError(f"{where}: not JSON ({exc})") from None
+        provenance = validate_provenance(provenance, where)
+        if STRATEGIES[provenance["strategy"]].trains and not (
+            (path / "adapter_config.json").is_file() and any((path / w).is_file() for w in ADAPTER_WEIGHTS)
+        ):
+            raise SubmissionError(
+                f"{path}: a {provenance['strategy']} provenance without adapter weights (adapter_config.json + "
+                "adapter_model.safetensors); submit the trained adapter"
+            )
         return provenance
     if path.is_dir() and (path / "adapter_config.json").is_file():
         raise SubmissionError(f"{path}: an adapter without {PROVENANCE_FILE}; train it with the m2v-bench recipes")
@@ -138,25 +330,56 @@ def describe(checkpoint: str) -> dict:
     return {"family": family.name, "base_model": checkpoint, "strategy": "no_ft", "target": None}
 
 
-def submit(store: Store, checkpoint: str, results_dir: Path, data_dir: Path, name: str | None = None) -> list[dict]:
-    """Verify, recompute and store one checkpoint's results; returns the stored result rows."""
-    name = name or Path(checkpoint.rstrip("/")).name
-    if not NAME.fullmatch(name):
-        raise SubmissionError(f"name {name!r}: use letters, digits and . _ + - only (no paths)")
-    provenance = describe(checkpoint)
+def evaluate_logs(
+    checkpoint: str, results_dir: Path, data_dir: Path, provenance: dict | None = None
+) -> tuple[dict, list[dict], dict, dict]:
+    """Verify one checkpoint's newest lmms-eval run and recompute its metrics: (provenance, result rows, task ->
+    per-sample records, the run's lmms-eval config). ``provenance``: for a checkpoint that is not a local folder (a
+    hub adapter), the provenance its worker read, validated here. Nothing is stored."""
+    if provenance is not None and not Path(checkpoint).is_dir():
+        provenance = validate_provenance(provenance, f"{checkpoint} (provenance sent by the worker)")
+    else:
+        provenance = describe(checkpoint)
+    results_json, logs = find_logs(results_dir)
+    config = check_results(results_json, sorted(logs), checkpoint, provenance)
     rows, predictions = [], {}
-    for task, path in sorted(find_logs(results_dir).items()):
+    for task, path in sorted(logs.items()):
         items = read_samples(path)
-        dataset, test_hash = verify(task, items, data_dir, path)
+        dataset, test_hash, test_set = verify(task, items, data_dir, path)
+        check_predictions(task, items, path)
         golds = np.array([i["gold"] for i in items])
         preds = np.array([i["pred"] for i in items])
         metrics = classification_metrics(golds, preds)
         scores = [i["score"] for i in items]
         low, high = macro_f1_ci(golds, preds)
-        rows.append({"task": task, "dataset": dataset, "test_sha256": test_hash, "n": len(items), **metrics,
-                     "auroc": auroc(golds, scores) if None not in scores else None,
+        rows.append({"task": task, "dataset": dataset, "test_sha256": test_hash, "test_set": test_set,
+                     "n": len(items), **metrics, "auroc": auroc(golds, scores) if None not in scores else None,
                      "macro_f1_low": low, "macro_f1_high": high})  # fmt: skip
         predictions[task] = items
+    return provenance, rows, predictions, config
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise SubmissionError(f"name {name!r}: use letters, digits and . _ + - only (no paths)")
+    return name
+
+
+def submit(
+    store: Store,
+    checkpoint: str,
+    results_dir: Path,
+    data_dir: Path,
+    name: str | None = None,
+    replace: bool = False,
+    status: str = "self-reported",
+    environment: dict | None = None,
+) -> list[dict]:
+    """Verify, recompute and store one checkpoint's results; returns the stored result rows. A taken name is an
+    error unless ``replace`` (a new version; the old one stays in the store's history). Logs uploaded by their
+    author are ``self-reported``; a leaderboard worker stores its own runs as ``verified``."""
+    name = check_name(name or Path(checkpoint.rstrip("/")).name)
+    provenance, rows, predictions, _config = evaluate_logs(checkpoint, results_dir, data_dir)
     submission = Submission(
         name=name,
         family=provenance["family"],
@@ -166,6 +389,11 @@ def submit(store: Store, checkpoint: str, results_dir: Path, data_dir: Path, nam
         base_model=str(provenance.get("base_model")),
         video_fraction=provenance.get("video_fraction"),
         provenance=provenance,
+        status=status,
+        environment=environment,
     )
-    store.put(submission, rows, predictions)
+    try:
+        store.put(submission, rows, predictions, replace=replace)
+    except NameTaken as exc:
+        raise SubmissionError(str(exc)) from None
     return rows

@@ -1,26 +1,45 @@
 """Leaderboard views -- the paper's substitution (Table 3) and augmentation (Table 4) tables with the published rows
 next to submitted ones, and a ranking per task with bootstrap CIs and McNemar's test against the family's No-FT --
-written as Markdown, CSV or LaTeX with pytablewriter."""
+written as Markdown, CSV or LaTeX with pytablewriter.
+
+Rows are compared only on the same test set: the public board (``board="paper"``) shows results on the paper's test
+sets only; results on the synthetic sample data or on custom test sets go to the ``sample`` board. Verified rows
+(evaluated by a leaderboard worker) and self-reported ones are kept apart: self-reported rows come below the verified
+ones, are never marked best, and are ranked in their own tables. A row that cannot be shown (a damaged store row) is
+left out with a note saying which and why; it never breaks a view."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from m2v_bench.leaderboard.published import published_rows
+from m2v_bench.leaderboard.published import TEST_SETS, published_rows
 from m2v_bench.leaderboard.store import Store
 
 from m2v_bench.datasets import DATASETS
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.registry import STRATEGIES, video_targets
 
+logger = logging.getLogger(__name__)
+
 COLUMNS = (("accuracy", "Acc"), ("macro_f1", "M-F1"), ("f1", "F1"), ("recall", "R"), ("precision", "P"))
-PAPER_COLUMNS = ["Model", "Strategy", "Fine-tune data", "Source"]
-RANKING_COLUMNS = ["Submission", "Model", "Strategy", "n", "M-F1", "M-F1 95% CI", "Acc", "F1", "Invalid", "AUROC",
-                   "McNemar p vs No-FT"]  # fmt: skip
+PAPER_COLUMNS = ["Model", "Strategy", "Fine-tune data", "Source", "Test set"]
+RANKING_COLUMNS = ["Submission", "Model", "Strategy", "Status", "Test set", "n", "M-F1", "M-F1 95% CI", "Acc", "F1",
+                   "Invalid", "AUROC", "McNemar p vs No-FT"]  # fmt: skip
+DESCRIPTIVE = set(PAPER_COLUMNS) | set(RANKING_COLUMNS[:6])
+BOARDS = ("paper", "sample")
+"""``paper``: results on the paper's test sets (the public board); ``sample``: on sample or custom test sets."""
+STATUS_ORDER = ("verified", "self-reported")
+
+
+def on_board(test_set: str | None, board: str) -> bool:
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; one of {', '.join(BOARDS)}")
+    return (test_set == "paper") == (board == "paper")
 
 
 @dataclass
@@ -34,7 +53,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
     def metric_columns(self) -> list[str]:
-        return [c for c in self.frame.columns if c not in PAPER_COLUMNS and c not in RANKING_COLUMNS[:4]]
+        return [c for c in self.frame.columns if c not in DESCRIPTIVE]
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
@@ -54,35 +73,65 @@ def _table_strategies(table: str) -> set[str]:
 
 
 def _mark_best(table: Table) -> None:
+    """Mark the best value of each metric column among the published and verified rows (never a self-reported
+    one)."""
+    trusted = [not str(source).startswith("self-reported") for source in table.frame.get("Source", [])]
     for column in table.metric_columns():
-        values = [(v, i) for i, v in enumerate(table.frame[column]) if isinstance(v, float)]
+        values = [(v, i) for i, v in enumerate(table.frame[column]) if isinstance(v, float) and trusted[i]]
         if values:
             top = max(v for v, _ in values)
             table.best |= {(i, column) for v, i in values if v == top}
 
 
 def _metric_headers() -> list[str]:
-    return [f"{DATASETS[t].short} {label}" for t in video_targets() for _, label in COLUMNS]
+    headers = []
+    for target in video_targets():
+        short = DATASETS[target].short
+        headers += [f"{short} {label}" for _, label in COLUMNS] + [f"{short} M-F1 95% CI", f"{short} n"]
+    return headers
 
 
-def _submitted(store: Store, strategies: set[str]) -> list[dict]:
-    results = {(r["name"], r["task"]): r for r in store.results()}
+def _interval(result: dict) -> str:
+    return f"[{float(result['macro_f1_low']):.3f}, {float(result['macro_f1_high']):.3f}]"
+
+
+def _skipped(table_notes: list[str], name, exc: Exception) -> None:
+    note = f"Left out a malformed row ({name!r}): {type(exc).__name__}: {exc}"
+    logger.warning(note)
+    table_notes.append(note)
+
+
+def _submitted(store: Store, strategies: set[str], board: str, notes: list[str]) -> list[dict]:
+    results = {(r["name"], r["task"]): r for r in store.results() if on_board(r.get("test_set"), board)}
     rows = []
-    for sub in store.submissions():
-        if sub.strategy not in strategies:
-            continue
-        cells = {}
-        for target in video_targets():
-            result = results.get((sub.name, f"m2v_{target}"))
-            for key, label in COLUMNS:
-                cells[f"{DATASETS[target].short} {label}"] = result[key] if result else None
-        if all(c is None for c in cells.values()):
-            continue
-        family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
-        rows.append({"Model": family, "Strategy": _strategy_name(sub.strategy),
-                     "Fine-tune data": _finetune_data(sub.strategy, sub.target, sub.meme_source),
-                     "Source": f"submitted: {sub.name}", **cells})  # fmt: skip
+    for sub in sorted(store.submissions(), key=lambda s: (_status_rank(s.status), s.name)):
+        try:
+            if sub.strategy not in strategies:
+                continue
+            cells, test_sets = {}, set()
+            for target in video_targets():
+                short = DATASETS[target].short
+                result = results.get((sub.name, f"m2v_{target}"))
+                for key, label in COLUMNS:
+                    cells[f"{short} {label}"] = float(result[key]) if result else None
+                cells[f"{short} M-F1 95% CI"] = _interval(result) if result else None
+                cells[f"{short} n"] = int(result["n"]) if result else None
+                if result:
+                    test_sets.add(str(result["test_set"]))
+            if not test_sets:
+                continue
+            family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
+            rows.append({"Model": family, "Strategy": _strategy_name(sub.strategy),
+                         "Fine-tune data": _finetune_data(sub.strategy, sub.target, sub.meme_source),
+                         "Source": f"{sub.status}: {sub.name}", "Test set": ", ".join(sorted(test_sets)),
+                         **cells})  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            _skipped(notes, sub.name, exc)
     return rows
+
+
+def _status_rank(status: str) -> int:
+    return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
 
 
 def _published(table_name: str) -> list[dict]:
@@ -93,33 +142,43 @@ def _published(table_name: str) -> list[dict]:
         key = (row.model, row.strategy, row.finetune_data if table_name != "table4_augmentation" else row.strategy)
         cells = by_key.setdefault(
             key, {"Model": row.model, "Strategy": row.strategy, "Fine-tune data": row.finetune_data,
-                  "Source": "published"},
+                  "Source": "published", "Test set": "paper"},
         )  # fmt: skip
         for key_name, label in COLUMNS:
             cells[f"{row.target} {label}"] = row.metrics[key_name]
+        cells[f"{row.target} n"] = TEST_SETS[row.target][0]
         if not row.consistent:
             cells["Source"] = "published (inconsistent with its test set)"
     return list(by_key.values())
 
 
-def _paper_table(title: str, published: str, strategies: str, store: Store) -> Table:
+def _paper_table(title: str, published: str, strategies: str, store: Store, board: str) -> Table:
     columns = PAPER_COLUMNS + _metric_headers()
-    table = Table(title, _frame(_published(published) + _submitted(store, _table_strategies(strategies)), columns))
+    notes: list[str] = []
+    submitted = _submitted(store, _table_strategies(strategies), board, notes)
+    if board == "paper":
+        rows = _published(published) + submitted
+    else:
+        rows = submitted
+        title += " -- sample data board (synthetic or custom test sets; not comparable with the paper)"
+    table = Table(title, _frame(rows, columns), notes=notes)
     _mark_best(table)
+    table.notes.append("Self-reported rows (logs uploaded by their authors) come below the verified ones and are "
+                       "never marked best.")  # fmt: skip
     return table
 
 
-def substitution(store: Store) -> Table:
+def substitution(store: Store, board: str = "paper") -> Table:
     return _paper_table(
         "Substitution (the paper's Table 3): video, original-meme or re-annotated-meme training data",
-        "table3_substitution", "substitution", store,
+        "table3_substitution", "substitution", store, board,
     )  # fmt: skip
 
 
-def augmentation(store: Store) -> Table:
+def augmentation(store: Store, board: str = "paper") -> Table:
     return _paper_table(
         "Augmentation (the paper's Table 4): video data plus re-annotated memes",
-        "table4_augmentation", "augmentation", store,
+        "table4_augmentation", "augmentation", store, board,
     )  # fmt: skip
 
 
@@ -137,34 +196,54 @@ def mcnemar_p(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> f
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def ranking(store: Store) -> list[Table]:
+def ranking(store: Store, board: str = "paper") -> list[Table]:
+    """One table per (task, status) on a board: the verified ranking first, the self-reported one apart."""
     submissions = {s.name: s for s in store.submissions()}
-    no_ft = {s.family: s.name for s in submissions.values() if s.strategy == "no_ft"}
+    # McNemar's baseline is a verified No-FT of the same family when there is one
+    no_ft: dict[str, str] = {}
+    for s in sorted(submissions.values(), key=lambda s: -_status_rank(s.status)):
+        if s.strategy == "no_ft":
+            no_ft[s.family] = s.name
     tables = []
-    results = store.results()
+    results = [r for r in store.results() if on_board(r.get("test_set"), board)]
     for task in sorted({r["task"] for r in results}):
-        rows = []
         baselines = {family: store.predictions(name, task) for family, name in no_ft.items()}
-        for r in sorted((r for r in results if r["task"] == task), key=lambda r: -r["macro_f1"]):
-            sub = submissions[r["name"]]
-            base = no_ft.get(sub.family)
-            if base and base != r["name"]:
-                p = mcnemar_p(store.predictions(r["name"], task), baselines[sub.family])
-            else:
-                p = None
-            auroc = r["auroc"] if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
-            family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
-            interval = f"[{r['macro_f1_low']:.3f}, {r['macro_f1_high']:.3f}]"
-            values = [r["name"], family, _strategy_name(sub.strategy), r["n"], r["macro_f1"], interval, r["accuracy"],
-                      r["f1"], r["invalid_rate"], auroc, p]  # fmt: skip
-            rows.append(dict(zip(RANKING_COLUMNS, values, strict=True)))
-        table = Table(f"Ranking on {task}", _frame(rows, RANKING_COLUMNS))
-        table.notes.append(
-            "CI: percentile bootstrap over test samples (1000 resamples). McNemar: exact test against the same "
-            "family's No-FT submission on the same samples."
-        )
-        tables.append(table)
+        for status in STATUS_ORDER:
+            rows, notes = [], []
+            chosen = [r for r in results if r["task"] == task and submissions.get(r["name"])
+                      and submissions[r["name"]].status == status]  # fmt: skip
+            for r in sorted(chosen, key=lambda r: -_number(r["macro_f1"])):
+                try:
+                    rows.append(_ranking_row(store, r, submissions[r["name"]], no_ft, baselines, task))
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    _skipped(notes, r["name"], exc)
+            if not chosen:
+                continue
+            table = Table(f"Ranking on {task} ({status})", _frame(rows, RANKING_COLUMNS), notes=notes)
+            table.notes.append(
+                "CI: percentile bootstrap over test samples (1000 resamples). McNemar: exact test against the same "
+                "family's No-FT submission on the same samples."
+            )
+            if status == "self-reported":
+                table.notes.append("Self-reported: logs uploaded by their authors, checked and recomputed but not "
+                                   "evaluated by the leaderboard; never ranked among the verified rows.")  # fmt: skip
+            tables.append(table)
     return tables
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
+
+
+def _ranking_row(store: Store, r: dict, sub, no_ft: dict, baselines: dict, task: str) -> dict:
+    base = no_ft.get(sub.family)
+    p = mcnemar_p(store.predictions(r["name"], task), baselines[sub.family]) if base and base != r["name"] else None
+    auroc = float(r["auroc"]) if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
+    family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
+    values = [r["name"], family, _strategy_name(sub.strategy), sub.status, str(r["test_set"]), int(r["n"]),
+              float(r["macro_f1"]), _interval(r), float(r["accuracy"]), float(r["f1"]), float(r["invalid_rate"]),
+              auroc, p]  # fmt: skip
+    return dict(zip(RANKING_COLUMNS, values, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------------- rendering

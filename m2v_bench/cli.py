@@ -395,77 +395,10 @@ def _add_reannotate(sub) -> None:
     p.set_defaults(func=cmd_re_released)
 
 
-def _store(args):
-    from m2v_bench.leaderboard.store import Store
-
-    return Store(args.db)
-
-
-def cmd_lb_submit(args: argparse.Namespace) -> int:
-    from m2v_bench.data_dir import data_dir
-    from m2v_bench.leaderboard.submit import describe, submit
-
-    describe(args.checkpoint)  # a bad provenance is refused before the database is opened (or created)
-    rows = submit(_store(args), args.checkpoint, args.results, args.data_dir or data_dir(), name=args.name)
-    for row in rows:
-        print(
-            f"{row['task']}: n={row['n']} macro-F1 {row['macro_f1']:.3f} "
-            f"[{row['macro_f1_low']:.3f}, {row['macro_f1_high']:.3f}] acc {row['accuracy']:.3f}"
-        )
-    return 0
-
-
-def cmd_lb_show(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard import views
-
-    store = _store(args)
-    tables = {"substitution": [views.substitution(store)], "augmentation": [views.augmentation(store)],
-              "ranking": views.ranking(store)}[args.view]  # fmt: skip
-    for table in tables:
-        if args.format != "markdown":
-            print(f"% {table.title}" if args.format == "latex" else f"# {table.title}")
-        print(views.render(table, args.format))
-    return 0
-
-
-def cmd_lb_build(args: argparse.Namespace) -> int:
-    from m2v_bench.atomic import check_folder_target
-    from m2v_bench.leaderboard.site import build
-
-    check_folder_target(args.out)
-    pages = build(_store(args), args.out)
-    print(f"wrote {len(pages)} pages to {args.out} (open {args.out / 'index.html'})")
-    return 0
-
-
 def _add_leaderboard(sub) -> None:
-    import os
+    from m2v_bench.leaderboard.commands import add_parser
 
-    top = sub.add_parser(
-        "leaderboard",
-        help="submit results, show tables, build the site",
-        description="The leaderboard: verified submissions, the paper's tables, a static site.",
-    )
-    top.add_argument(
-        "--db",
-        type=Path,
-        default=Path(os.environ.get("M2V_LEADERBOARD_DB", "leaderboard.sqlite")),
-        help="SQLite file (default: $M2V_LEADERBOARD_DB or ./leaderboard.sqlite)",
-    )
-    steps = top.add_subparsers(dest="step", required=True, metavar="STEP")
-    p = steps.add_parser("submit", help="verify and store a checkpoint's lmms-eval results")
-    p.add_argument("checkpoint", help="adapter folder (with m2v_provenance.json) or base model (= No-FT)")
-    p.add_argument("--results", type=Path, required=True, help="lmms-eval --output_path folder (with --log_samples)")
-    p.add_argument("--name", default=None, help="submission name (default: the checkpoint folder's name)")
-    p.add_argument("--data-dir", type=Path, default=None, help="prepared manifests (default: $M2V_DATA_DIR)")
-    p.set_defaults(func=cmd_lb_submit)
-    p = steps.add_parser("show", help="print a view")
-    p.add_argument("--view", choices=["substitution", "augmentation", "ranking"], default="substitution")
-    p.add_argument("--format", choices=["markdown", "csv", "latex"], default="markdown")
-    p.set_defaults(func=cmd_lb_show)
-    p = steps.add_parser("build", help="write the static HTML site")
-    p.add_argument("out", type=Path)
-    p.set_defaults(func=cmd_lb_build)
+    add_parser(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

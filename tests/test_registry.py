@@ -116,7 +116,7 @@ def test_a_fifth_dataset_needs_only_its_registry_entry_preparer_and_task_yaml(
     toy_registered, tiny_models, tmp_path, monkeypatch
 ):
     from m2v_bench.leaderboard.store import Store
-    from m2v_bench.leaderboard.submit import submit
+    from m2v_bench.leaderboard.submit import SubmissionError, submit
 
     from m2v_bench.cli import main
 
@@ -162,10 +162,17 @@ def test_a_fifth_dataset_needs_only_its_registry_entry_preparer_and_task_yaml(
     (results,) = out.rglob("*_results.json")
     assert json.loads(results.read_text())["results"]["m2v_toy"]["invalid_rate,none"] == 1.0  # dummy answers "A"
 
-    # leaderboard submit: the base model's No-FT row on the new dataset
+    # leaderboard submit: the base model's No-FT row on the new dataset. The leaderboard accepts only runs of the m2v
+    # model on the submitted checkpoint: the dummy model's run is refused as it is, then relabelled as the
+    # checkpoint's run (the dummy stands in for the m2v model, which this in-process run cannot register)
     checkpoint = tiny_models["mllama"]
     store = Store(tmp_path / "lb.sqlite")
     try:
+        with pytest.raises(SubmissionError, match="model 'dummy'; evaluate with lmms-eval --model m2v"):
+            submit(store, str(checkpoint), out, data, name="toy-no-ft")
+        relabelled = json.loads(results.read_text())
+        relabelled["config"].update(model="m2v", model_args=f"pretrained={checkpoint}")
+        results.write_text(json.dumps(relabelled))
         (row,) = submit(store, str(checkpoint), out, data, name="toy-no-ft")
         assert (row["task"], row["dataset"], row["n"]) == ("m2v_toy", "toy", 6)
         assert [r["task"] for r in store.results()] == ["m2v_toy"]

@@ -1,0 +1,211 @@
+"""``m2v-bench leaderboard worker``: claim evaluation requests from a leaderboard server, run lmms-eval on them
+(the ``m2v`` model, the official tasks, the leaderboard's own prepared data), and send the output back for
+verification. A worker may run on another machine than the server (it needs the models the requests name, the
+leaderboard's prepared data, and the token); it never opens the database.
+
+While lmms-eval runs, a heartbeat extends the job's lease and forwards the log's new lines. A worker that dies
+stops the heartbeat: after the lease the server re-queues the job for another worker. A worker that loses its
+lease (the heartbeat is refused) stops its run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from m2v_bench.errors import M2VError
+
+logger = logging.getLogger(__name__)
+
+OFFICIAL_TASKS = ("m2v_mhc", "m2v_hatemm")
+"""What a verified run evaluates: the paper's two video targets, plain view."""
+
+
+@dataclass
+class WorkerConfig:
+    server: str
+    token: str
+    data_dir: Path
+    """The leaderboard's prepared data (the same test sets as the server's)."""
+    work_dir: Path
+    tasks: tuple[str, ...] = OFFICIAL_TASKS
+    device: str | None = None
+    """None: cuda when available, else cpu (recorded with the results)."""
+    dtype: str = "auto"
+    batch_size: int = 1
+    frames: int | None = None
+    """Frames per video (None: the m2v model's default)."""
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    poll_s: float = 5.0
+    timeout_s: float = 60.0
+
+
+def environment(config: WorkerConfig, device: str) -> dict:
+    """The software and hardware a verified result was made with."""
+    from m2v_bench.leaderboard.submit import current_task_version
+
+    from m2v_bench import __version__
+    from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    accelerator = None
+    if device.startswith("cuda"):
+        import torch
+
+        accelerator = torch.cuda.get_device_name(0)
+    return {"m2v_bench": __version__, "lmms_eval": version("lmms_eval"), "transformers": version("transformers"),
+            "torch": version("torch"), "tasks": {t: current_task_version(t) for t in config.tasks},
+            "prompt_version": PROMPT_VERSION, "parser_version": PARSER_VERSION, "device": device,
+            "accelerator": accelerator, "dtype": config.dtype, "batch_size": config.batch_size,
+            "frames": config.frames, "python": platform.python_version(), "worker": config.worker_id}  # fmt: skip
+
+
+def _device(config: WorkerConfig) -> str:
+    if config.device:
+        return config.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -> list[str]:
+    args = [f"pretrained={job['base_model']}", f"dtype={config.dtype}"]
+    if job.get("adapter"):
+        args.append(f"adapter={job['adapter']}")
+    if config.frames:
+        args.append(f"frames={config.frames}")
+    binary = Path(sys.executable).with_name("lmms-eval")
+    return [str(binary) if binary.exists() else "lmms-eval", "--model", "m2v", "--model_args", ",".join(args),
+            "--tasks", ",".join(config.tasks), "--device", device, "--batch_size", str(config.batch_size),
+            "--output_path", str(out), "--log_samples"]  # fmt: skip
+
+
+def collect_run(out: Path) -> dict[str, str]:
+    """The newest run's results.json and per-sample logs, {file name: text}."""
+    from m2v_bench.leaderboard.submit import RUN
+
+    runs: dict[str, list[Path]] = {}
+    for path in out.rglob("*.json*"):
+        stamp = path.name[:15]
+        if RUN.fullmatch(path.name) or path.name == f"{stamp}_results.json":
+            runs.setdefault(stamp, []).append(path)
+    if not runs:
+        raise M2VError(f"lmms-eval wrote no output under {out}")
+    newest = runs[max(runs)]
+    return {p.name: p.read_text(encoding="utf-8") for p in newest}
+
+
+def adapter_provenance(adapter: str | None) -> dict | None:
+    """The adapter's m2v_provenance.json: from its folder, or from its hub repository."""
+    from m2v_bench.models.loading import PROVENANCE_FILE
+
+    if not adapter:
+        return None
+    if Path(adapter).is_dir():
+        path = Path(adapter) / PROVENANCE_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    from transformers.utils import cached_file  # the hub download transformers itself uses
+
+    return json.loads(Path(cached_file(adapter, PROVENANCE_FILE)).read_text(encoding="utf-8"))
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig):
+        import httpx
+
+        self.config = config
+        self.http = httpx.Client(base_url=config.server.rstrip("/"), timeout=config.timeout_s,
+                                 headers={"Authorization": f"Bearer {config.token}"})  # fmt: skip
+
+    def claim(self) -> dict | None:
+        response = self.http.post("/api/jobs/claim", json={"worker": self.config.worker_id})
+        if response.status_code == 401:
+            raise M2VError(f"{self.config.server}: the worker token was refused (401)")
+        response.raise_for_status()
+        return None if response.status_code == 204 else response.json()
+
+    def run_once(self) -> dict | None:
+        """Claim one job and run it to the end; returns the job (None when the queue is empty)."""
+        job = self.claim()
+        if job is None:
+            return None
+        logger.info("job %s (%s): claimed", job["id"], job["name"])
+        out = self.config.work_dir / f"job-{job['id']}-{job['claim'][:8]}"
+        out.mkdir(parents=True, exist_ok=True)
+        log_path = out / "lmms-eval.log"
+        device = _device(self.config)
+        env = {**os.environ, "M2V_DATA_DIR": str(self.config.data_dir)}
+        lost = threading.Event()
+        with log_path.open("w", encoding="utf-8") as log:
+            process = subprocess.Popen(lmms_eval_command(self.config, job, out, device), stdout=log,
+                                       stderr=subprocess.STDOUT, env=env)  # fmt: skip
+            beat = threading.Thread(target=self._heartbeat, args=(job, process, log_path, lost), daemon=True)
+            beat.start()
+            code = process.wait()
+            beat.join(timeout=self.config.timeout_s)
+        if lost.is_set():
+            logger.warning("job %s: lease lost; the run was stopped and nothing is sent", job["id"])
+            return job
+        try:
+            if code != 0:
+                raise M2VError(f"lmms-eval exited with {code}: {log_path.read_text()[-2000:]}")
+            files = collect_run(out)
+        except M2VError as exc:
+            self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": str(exc)[-9000:]})
+            return job
+        try:
+            provenance = adapter_provenance(job.get("adapter"))
+        except Exception as exc:  # a hub adapter without m2v_provenance.json, or no hub: the job fails with why
+            self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": f"provenance: {exc}"})
+            return job
+        response = self.http.post(f"/api/jobs/{job['id']}/finish", json={
+            "claim": job["claim"], "files": files, "provenance": provenance,
+            "environment": environment(self.config, device)})  # fmt: skip
+        logger.info("job %s: %s %s", job["id"], response.status_code, response.text[:500])
+        return job
+
+    def _heartbeat(self, job: dict, process: subprocess.Popen, log_path: Path, lost: threading.Event) -> None:
+        sent = 0
+        interval = max(0.5, float(job.get("lease_s", 60)) / 3)
+        while process.poll() is None:
+            time.sleep(interval)
+            text = log_path.read_text(encoding="utf-8", errors="replace")
+            try:
+                response = self.http.post(f"/api/jobs/{job['id']}/heartbeat",
+                                          json={"claim": job["claim"], "log": text[sent:][-20000:]})  # fmt: skip
+            except Exception as exc:  # a network hiccup: the lease covers a few missed beats
+                logger.warning("job %s: heartbeat failed: %s", job["id"], exc)
+                continue
+            sent = len(text)
+            if response.status_code == 409:
+                lost.set()
+                process.terminate()
+                return
+
+    def run(self, once: bool = False) -> int:
+        """Work until interrupted (``once``: until the queue is empty); returns the number of jobs run."""
+        done = 0
+        while True:
+            job = self.run_once()
+            if job is None:
+                if once:
+                    return done
+                time.sleep(self.config.poll_s)
+            else:
+                done += 1
