@@ -1198,6 +1198,7 @@ def _checkpoint(w: Path, provenance: str | bytes | None = None) -> Path:
     folder = w / "ckpt"
     folder.mkdir(parents=True, exist_ok=True)
     write(folder / "adapter_config.json", "{}")
+    write(folder / "adapter_model.safetensors", "")  # submit checks that the weights exist before the --db
     good = json.dumps({"family": "mllama", "strategy": "vid_ft", "target": "mhc", "base_model": "x"})
     write(folder / "m2v_provenance.json", provenance if provenance is not None else good)
     (w / "results").mkdir(exist_ok=True)
@@ -1654,8 +1655,9 @@ real = store.db.executemany
 def killed(*args):  # the predictions are half inserted, inside put's transaction
     real(*args)
     os.kill(os.getpid(), signal.SIGKILL)
-store.db = type("Db", (), {"execute": store.db.execute, "executemany": staticmethod(killed)})()
-store.put(submission("first"), [row], samples)  # a re-submission that replaces the first one
+fake = {"execute": store.db.execute, "executemany": staticmethod(killed), "in_transaction": False}
+store.db = type("Db", (), fake)()
+store.put(submission("first"), [row], samples, replace=True)  # an explicit re-submission: a new version
 """
 
 
