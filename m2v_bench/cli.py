@@ -23,25 +23,24 @@ from m2v_bench import __version__
 from m2v_bench.errors import M2VError
 
 
-def positive_int(value: str) -> int:
-    """An argparse type: an integer >= 1 (a batch size)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+def _int_at_least(minimum: int, wording: str):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {number}")
+        return number
+
+    return parse
 
 
-def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
+positive_int = _int_at_least(1, "at least 1")
+"""An argparse type: an integer >= 1 (a batch size, a frame count)."""
+non_negative_int = _int_at_least(0, "0 or more")
 
 
 def _print_prepare(name: str, result, paths: dict[str, Path]) -> None:

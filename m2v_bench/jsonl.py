@@ -47,6 +47,22 @@ def read_jsonl(
     return rows
 
 
+def read_json(path: str | os.PathLike[str], fix: str, error: type[M2VError] = M2VError) -> Any:
+    """A user's JSON file (a UTF-8 BOM allowed). Bytes that are not UTF-8 or text that is not JSON raise ``error``
+    naming the file (and line) and ``fix``, what the user should do."""
+    path = Path(path)
+    try:
+        with user_path(path):
+            data = path.read_bytes()
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); {fix}") from None
+    except RecursionError:
+        raise error(f"{path}: not valid JSON (nested too deeply); {fix}") from None
+
+
 def write_jsonl(
     path: str | os.PathLike[str],
     objects: Iterable[dict[str, Any]],

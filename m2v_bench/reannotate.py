@@ -29,7 +29,7 @@ from pathlib import Path
 
 from m2v_bench.atomic import atomic_write, atomic_write_text, check_json, make_dirs, user_path
 from m2v_bench.errors import M2VError
-from m2v_bench.jsonl import append_jsonl, read_jsonl, write_jsonl
+from m2v_bench.jsonl import append_jsonl, read_json, read_jsonl, write_jsonl
 from m2v_bench.labels import Answer, LabelSpace, few_shot_prompt
 from m2v_bench.manifest import Record
 
@@ -408,13 +408,7 @@ def _answers_from_csv(path: Path, space: LabelSpace) -> Iterable[tuple[str, str,
 
 
 def _answers_from_labelstudio(path: Path, space: LabelSpace) -> Iterable[tuple[str, str, int, str]]:
-    try:
-        with user_path(path):
-            tasks = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise M2VError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); export it again") from None
-    except json.JSONDecodeError as exc:
-        raise M2VError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); export it again from Label Studio") from None
+    tasks = read_json(path, "export it again from Label Studio (JSON)")
     if not isinstance(tasks, list):
         raise M2VError(f"{path}: expected Label Studio's JSON export (a list of tasks), got {type(tasks).__name__}")
     for number, task in enumerate(tasks, start=1):

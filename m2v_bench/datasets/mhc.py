@@ -8,7 +8,6 @@ Offensive."""
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 from m2v_bench.datasets.common import (
@@ -22,6 +21,7 @@ from m2v_bench.datasets.common import (
     read_csv_rows,
 )
 from m2v_bench.errors import PrepareError
+from m2v_bench.jsonl import read_json
 
 THREE_WAY = {"Hateful": 1, "Offensive": 1, "Normal": 0}
 _SPLIT_FILES = ("train.tsv", "valid.tsv", "test.tsv")
@@ -60,12 +60,7 @@ def _optional_columns(path: Path, header: list[str], warnings: list[str]) -> dic
 
 def _read_texts(path: Path) -> dict[str, dict]:
     """``text.json``: {video id: {"title", "description", "transcript"}}, checked for shape."""
-    try:
-        texts = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise PrepareError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise PrepareError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    texts = read_json(path, "save it as UTF-8 JSON (the release's text.json)", PrepareError)
     if not isinstance(texts, dict):
         raise PrepareError(f"{path}: expected an object {{video id: {{transcript: ...}}}}, got {type(texts).__name__}")
     for video_id, entry in texts.items():

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from m2v_bench.errors import M2VError
+from m2v_bench.jsonl import read_json
 from m2v_bench.models.families import Family, family_for_model_type
 
 PROVENANCE_FILE = "m2v_provenance.json"
@@ -102,15 +103,7 @@ def read_provenance(*folders: str | None) -> dict:
         path = Path(folder) / PROVENANCE_FILE if folder else None
         if path is None or not path.is_file():
             continue
-        try:
-            provenance = json.loads(path.read_bytes().decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            raise M2VError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        except json.JSONDecodeError as exc:
-            raise M2VError(
-                f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); the recipes write it when training ends, train "
-                "again or restore the file"
-            ) from None
+        provenance = read_json(path, "the recipes write it when training ends; train again or restore the file")
         if not isinstance(provenance, dict):
             raise M2VError(
                 f"{path}: expected a JSON object (the training's provenance), got {type(provenance).__name__}"
