@@ -329,7 +329,7 @@ def _add_frames(sub) -> None:
         "default: both paper views",
     )
     p.add_argument("--cache", default=None, help="cache folder (default: $M2V_FRAME_CACHE)")
-    p.add_argument("--jobs", type=int, default=None, help="clips decoded at once (default: all cores)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="clips decoded at once (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_frames_cache)
 
