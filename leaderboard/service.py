@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2v_bench.leaderboard.store import Store, Submission
-from m2v_bench.leaderboard.submit import RUN, SubmissionError, check_name, evaluate_logs
+from m2v_bench.leaderboard.submit import RUN, SubmissionError, check_name, evaluate_logs, model_args
 
 from m2v_bench.errors import M2VError
 
@@ -86,10 +86,8 @@ def make_request(
     revision = (revision or "").strip() or None
     if revision is not None and not REVISION.fullmatch(revision):
         raise RequestError(f"revision {revision!r}: letters, digits and . _ / - only")
-    if revision is not None:
-        # the m2v model loads an adapter's default branch; a pinned revision would be recorded but not evaluated
-        raise RequestError("revision: pinning an adapter revision is not supported yet; push the revision to evaluate "
-                           "as its own repository (or branch default) and request that")  # fmt: skip
+    if revision is not None and (adapter is None or Path(adapter).is_dir()):
+        raise RequestError("revision: pins a hub adapter (org/name); a local adapter folder is evaluated as it is")
     if name in {s.name for s in store.submissions()} or any(
         j["name"] == name and j["state"] in ("PENDING", "RUNNING", "FINISHED") for j in store.jobs(limit=100000)
     ):
@@ -119,9 +117,13 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         for filename, text in files.items():
             (Path(tmp) / filename).write_text(str(text), encoding="utf-8")
         try:
-            provenance, rows, predictions, _ = evaluate_logs(
+            provenance, rows, predictions, run_config = evaluate_logs(
                 checkpoint, Path(tmp), config.data_dir, provenance=upload.get("provenance")
             )
+            evaluated_revision = model_args(run_config.get("model_args", "")).get("adapter_revision") or None
+            if evaluated_revision != job["revision"]:
+                raise SubmissionError(f"the run evaluated adapter_revision={evaluated_revision!r}, the request "
+                                      f"pinned {job['revision']!r}")  # fmt: skip
             if job["adapter"] is None and provenance.get("strategy") != "no_ft":
                 raise SubmissionError("a base model alone must evaluate as No-FT")
         except M2VError as exc:

@@ -88,6 +88,8 @@ def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -
     args = [f"pretrained={job['base_model']}", f"dtype={config.dtype}"]
     if job.get("adapter"):
         args.append(f"adapter={job['adapter']}")
+    if job.get("revision"):
+        args.append(f"adapter_revision={job['revision']}")
     if config.frames:
         args.append(f"frames={config.frames}")
     binary = Path(sys.executable).with_name("lmms-eval")
@@ -111,8 +113,9 @@ def collect_run(out: Path) -> dict[str, str]:
     return {p.name: p.read_text(encoding="utf-8") for p in newest}
 
 
-def adapter_provenance(adapter: str | None) -> dict | None:
-    """The adapter's m2v_provenance.json: from its folder, or from its hub repository."""
+def adapter_provenance(adapter: str | None, revision: str | None = None) -> dict | None:
+    """The adapter's m2v_provenance.json: from its folder, or from its hub repository at ``revision`` (the snapshot
+    the evaluation downloaded)."""
     from m2v_bench.models.loading import PROVENANCE_FILE
 
     if not adapter:
@@ -122,7 +125,7 @@ def adapter_provenance(adapter: str | None) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     from transformers.utils import cached_file  # the hub download transformers itself uses
 
-    return json.loads(Path(cached_file(adapter, PROVENANCE_FILE)).read_text(encoding="utf-8"))
+    return json.loads(Path(cached_file(adapter, PROVENANCE_FILE, revision=revision)).read_text(encoding="utf-8"))
 
 
 class Worker:
@@ -170,7 +173,7 @@ class Worker:
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": str(exc)[-9000:]})
             return job
         try:
-            provenance = adapter_provenance(job.get("adapter"))
+            provenance = adapter_provenance(job.get("adapter"), job.get("revision"))
         except Exception as exc:  # a hub adapter without m2v_provenance.json, or no hub: the job fails with why
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": f"provenance: {exc}"})
             return job

@@ -55,8 +55,14 @@ def test_a_request_is_queued_and_claimed_with_a_lease(client, tmp_path):
     assert "requested by" in job["log"] and "claim" not in job  # the claim id is the worker's secret
     taken = client.post("/api/requests", json={"name": "mine", "base_model": base})
     assert taken.status_code == 422 and "taken" in taken.json()["detail"]
+    unpinnable = client.post(
+        "/api/requests", json={"name": "p", "base_model": base, "adapter": base, "revision": "v2"}
+    )
+    assert unpinnable.status_code == 422 and "revision" in unpinnable.json()["detail"]
     pinned = client.post("/api/requests", json={"name": "p", "base_model": base, "adapter": "org/a", "revision": "v2"})
-    assert pinned.status_code == 422 and "revision" in pinned.json()["detail"]
+    assert pinned.status_code == 201 and pinned.json()["state"] == "PENDING"
+    jobs = [(j["name"], j["adapter"], j["revision"]) for j in client.get("/api/jobs").json()]
+    assert jobs == [("p", "org/a", "v2"), ("mine", None, None)]  # newest first
     auth = {"Authorization": f"Bearer {TOKEN}"}
     claimed = client.post("/api/jobs/claim", json={"worker": "w1"}, headers=auth).json()
     assert claimed["name"] == "mine" and len(claimed["claim"]) == 32
@@ -404,3 +410,27 @@ def test_end_to_end_in_headless_chromium(live, tmp_path):
         assert len(shot) > 10_000  # a rendered page, not a blank one
     finally:
         browser.close()
+
+
+def test_a_pinned_revision_is_what_the_worker_evaluates_and_what_the_server_checks(tmp_path, monkeypatch):
+    """The worker passes the request's revision to the m2v model (adapter_revision=...); the server stores a run
+    only when its lmms-eval model_args name that revision."""
+    from m2v_bench.leaderboard import service
+    from m2v_bench.leaderboard.worker import WorkerConfig, lmms_eval_command
+
+    job = {"base_model": "org/base", "adapter": "org/a", "revision": "v2"}
+    config = WorkerConfig(server="http://x", token=TOKEN, data_dir=tmp_path, work_dir=tmp_path)
+    command = lmms_eval_command(config, job, tmp_path / "out", "cpu")
+    args = command[command.index("--model_args") + 1].split(",")
+    assert "adapter=org/a" in args and "adapter_revision=v2" in args
+    store = Store(tmp_path / "lb.sqlite")
+    job_id = store.add_job("p", "org/base", "org/a", "v2", "test")
+    claim = store.claim_job("w", 60)["claim"]
+    provenance = {"family": "mllama", "strategy": "vid_ft", "target": "mhc", "base_model": "org/base"}
+    unpinned_run = {"model": "m2v", "model_args": "pretrained=org/base,adapter=org/a"}
+    monkeypatch.setattr(service, "evaluate_logs", lambda *a, **k: (provenance, [], {}, unpinned_run))
+    upload = {"files": {"20261125_100000_results.json": "{}"}, "provenance": provenance}
+    with pytest.raises(service.RequestError, match="adapter_revision=None.*pinned 'v2'"):
+        service.verify_upload(store, _config(tmp_path), job_id, claim, upload)
+    assert store.job(job_id)["state"] == "FAILED" and store.submissions() == []
+    store.close()

@@ -198,3 +198,29 @@ def test_readme_built_in_wrapper_command_runs(tiny_models, prepared, tmp_path):
     files = list((tmp_path / "out").glob("*/*_results.json"))
     assert [f.parent.name for f in files] == [sanitised], result.stderr[-3000:]
     assert 0.0 <= json.loads(files[0].read_text())["results"]["m2v_mhc_keyframe"]["macro_f1,none"] <= 1.0
+
+
+def test_hub_adapters_are_downloaded_at_the_pinned_revision(tmp_path, monkeypatch):
+    """adapter=org/name goes through the hub (snapshot_download, at adapter_revision); a revision of a local folder
+    or of no adapter is refused; offline without a cached copy is one error naming the adapter."""
+    import huggingface_hub
+
+    from m2v_bench.errors import M2VError
+    from m2v_bench.models.loading import resolve
+
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: calls.append(kw) or str(folder))
+    assert resolve("org/base", "org/lora", "v2") == ("org/base", str(folder))
+    assert calls == [{"repo_id": "org/lora", "revision": "v2"}]
+    with pytest.raises(M2VError, match="is a local folder"):
+        resolve("org/base", str(folder), "v2")
+    with pytest.raises(M2VError, match="no adapter is given"):
+        resolve("org/base", None, "v2")
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(M2VError, match=r"adapter=m2v-bench-test/no-such-lora@v2: cannot get it from the hub"):
+        resolve("org/base", "m2v-bench-test/no-such-lora", "v2")

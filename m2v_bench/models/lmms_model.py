@@ -3,6 +3,8 @@
     lmms-eval --model m2v --model_args pretrained=DIR_OR_HUB_ID,adapter=LORA_DIR,frames=16,dtype=bfloat16 \\
         --tasks m2v_mhc --device cuda:0
 
+``adapter`` is a LoRA folder or a hub id; ``adapter_revision`` pins a hub adapter's branch, tag or commit.
+
 Videos given by a task as a file path become the family's view (Mllama: the paper's keyframe; LLaVA-NeXT-Video:
 ``frames`` uniform frames); images stay images.
 
@@ -51,6 +53,7 @@ class M2V(lmms):
         self,
         pretrained: str,
         adapter: str | None = None,
+        adapter_revision: str | None = None,
         frames: int = 16,
         keyframe_threshold: float = 100.0,
         dtype: str = "auto",
@@ -82,6 +85,7 @@ class M2V(lmms):
         loaded = load(
             str(pretrained),
             adapter=adapter or None,
+            adapter_revision=adapter_revision or None,
             dtype=dtype,
             device=device,
             device_map=device_map or None,

@@ -34,8 +34,34 @@ def _looks_local(value: str) -> bool:
     return value.startswith((".", "/", "~")) or Path(value).exists() or value.count("/") != 1
 
 
-def resolve(pretrained: str, adapter: str | None = None) -> tuple[str, str | None]:
-    """(base, adapter): an adapter folder given as ``pretrained`` brings its own base."""
+def download_adapter(repo_id: str, revision: str | None = None) -> str:
+    """The local folder of a hub adapter at ``revision`` (a branch, tag or commit; None: the default branch),
+    downloaded into the hub cache as transformers downloads models (``HF_HUB_OFFLINE=1``: the cache only)."""
+    from huggingface_hub import snapshot_download
+
+    at = f"@{revision}" if revision else ""
+    try:
+        return snapshot_download(repo_id=repo_id, revision=revision)
+    except (OSError, ValueError) as exc:  # not found, no such revision, gated, offline without a cached copy
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise M2VError(
+            f"adapter={repo_id}{at}: cannot get it from the hub ({first}); check the id and revision, or give the "
+            "adapter's local folder"
+        ) from None
+
+
+def resolve(
+    pretrained: str, adapter: str | None = None, adapter_revision: str | None = None
+) -> tuple[str, str | None]:
+    """(base, adapter folder): an adapter folder given as ``pretrained`` brings its own base; a hub adapter
+    (``org/name``) is downloaded at ``adapter_revision``."""
+    if adapter_revision and (adapter is None or _looks_local(adapter)):
+        raise M2VError(
+            f"adapter_revision={adapter_revision}: a revision pins a hub adapter (adapter=org/name); "
+            f"{'no adapter is given' if adapter is None else f'adapter={adapter} is a local folder'}"
+        )
+    if adapter is not None and not _looks_local(adapter):
+        adapter = download_adapter(adapter, adapter_revision)
     path = Path(pretrained).expanduser()
     if _looks_local(pretrained):
         if not path.is_dir():
@@ -124,12 +150,14 @@ def load(
     quantization: str | None = None,
     attn_implementation: str | None = None,
     merge: bool = False,
+    adapter_revision: str | None = None,
 ) -> LoadedModel:
     """Load a model and its processor. ``device`` moves the whole model there; ``device_map`` (e.g. ``auto``)
-    lets accelerate place it instead. Neither given: transformers' default placement."""
+    lets accelerate place it instead. Neither given: transformers' default placement. ``adapter`` is a folder or a
+    hub id (``adapter_revision`` pins a branch, tag or commit of it)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    base, adapter = resolve(pretrained, adapter)
+    base, adapter = resolve(pretrained, adapter, adapter_revision)
     family = detect_family(base)
     torch_dtype = _torch_dtype(dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
