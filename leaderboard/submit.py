@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from m2v_bench.leaderboard.store import NameTaken, Store, Submission
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
@@ -250,34 +250,16 @@ class Provenance(BaseModel):
     video_fraction: float | None = Field(default=None, gt=0, le=1)
     prompt_version: int | None = None
 
-    @field_validator("family")
+    @field_validator("family", "strategy", "target", "meme_source")
     @classmethod
-    def _family(cls, value: str) -> str:
+    def _known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Each of these names one entry of the registry (None: not given, where the field allows it)."""
         from m2v_bench.models.families import FAMILIES
 
-        if value not in FAMILIES:
-            raise ValueError(f"unknown family; one of {', '.join(FAMILIES)}")
-        return value
-
-    @field_validator("strategy")
-    @classmethod
-    def _strategy(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError(f"unknown strategy; one of {', '.join(STRATEGIES)}")
-        return value
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        if value is not None and value not in video_targets():
-            raise ValueError(f"unknown target; one of {', '.join(video_targets())}")
-        return value
-
-    @field_validator("meme_source")
-    @classmethod
-    def _meme_source(cls, value: str | None) -> str | None:
-        if value is not None and value not in meme_sources():
-            raise ValueError(f"unknown meme source; one of {', '.join(meme_sources())}")
+        known = {"family": list(FAMILIES), "strategy": list(STRATEGIES), "target": video_targets(),
+                 "meme_source": meme_sources()}[info.field_name]  # fmt: skip
+        if value is not None and value not in known:
+            raise ValueError(f"unknown {info.field_name.replace('_', ' ')}; one of {', '.join(known)}")
         return value
 
     @model_validator(mode="after")
