@@ -281,7 +281,8 @@ def cmd_re_released(args: argparse.Namespace) -> int:
 
 
 def cmd_frames_cache(args: argparse.Namespace) -> int:
-    from m2v_bench.frames import CACHE_ENV, fill_cache, parse_view
+    from m2v_bench.decode_pool import fill_cache
+    from m2v_bench.frames import CACHE_ENV, parse_view
     from m2v_bench.manifest import read_manifest
     from m2v_bench.validate import find_manifests
 

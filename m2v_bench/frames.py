@@ -20,7 +20,7 @@ frames are keyframes. :func:`plan_runs` then groups the targets into runs -- see
 through the run's targets -- starting a new run exactly where a seek skips frames that decoding on would go through.
 A short clip or one with long keyframe intervals becomes one sequential run, a long clip with frequent keyframes
 one run per target, and anything between a mix. Runs are independent, so they are spread over ``threads``
-decoders (PyAV decodes without holding the GIL). ``backend="decord"`` uses decord's ``get_batch`` with the same
+decoders (PyAV releases the GIL inside libav's calls). ``backend="decord"`` uses decord's ``get_batch`` with the same
 indices. Measurements: ``bench/frames.py`` and bench/README.md.
 
 Cache: ``FrameSampler(cache_dir=...)`` or ``M2V_FRAME_CACHE=DIR`` keeps each (clip, view) result on disk, keyed by a
@@ -254,7 +254,7 @@ def _uniform_pyav(path: Path, k: int, threads: int) -> tuple[dict[int, np.ndarra
             with open_video(path) as own:
                 return _decode_runs(own, path, index, group)
 
-        with ThreadPoolExecutor(max_workers=len(groups)) as pool:  # PyAV decodes without holding the GIL
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:  # PyAV releases the GIL inside libav's calls
             frames: dict[int, np.ndarray] = {}
             for part in pool.map(work, groups):
                 frames.update(part)
@@ -387,6 +387,12 @@ class FrameSampler:
             raise M2VError(f"{named}: is a file, not a folder; point the frame cache at a folder")
 
     def sample(self, source: str | os.PathLike[str], view: FrameView) -> Frames:
+        frames = self.take(source, view)
+        log_fallback(source, view, frames)
+        return frames
+
+    def take(self, source: str | os.PathLike[str], view: FrameView) -> Frames:
+        """:meth:`sample` without the fallback warning (which the process that asked for the frames logs)."""
         source = Path(source)
         key = None
         if self.cache_dir is not None:
@@ -407,21 +413,14 @@ class FrameSampler:
         if view.kind == "keyframe":
             take = _keyframe_pyav if self.backend == "pyav" else _keyframe_decord
             rgb, index, fallback, total = take(source, view.threshold)
-            return self._keyframe_result(source, view, rgb, index, fallback, total)
+            return self._keyframe_result(view, rgb, index, fallback, total)
         if self.backend == "pyav":
             decoded, indices, total = _uniform_pyav(source, view.k, self.threads)
         else:
             decoded, indices, total = _uniform_decord(source, view.k)
         return Frames(np.stack([_resize(decoded[i], view.size) for i in indices]), indices, total)
 
-    def _keyframe_result(self, source, view, rgb, index, fallback, total) -> Frames:
-        if fallback:
-            logger.warning(
-                "%s: no frame has grey-level variance > %s; using the most varied frame (%d)",
-                source,
-                view.threshold,
-                index,
-            )
+    def _keyframe_result(self, view, rgb, index, fallback, total) -> Frames:
         array = _resize(rgb, view.size)[None]
         return Frames(array, [index], total, fallback=fallback)
 
@@ -432,7 +431,7 @@ class FrameSampler:
             loaded = {i: _load_frame(files[i]) for i in sorted(set(indices))}
             return Frames(np.stack([_resize(loaded[i], view.size) for i in indices]), indices, len(files))
         rgb, index, fallback = scan_keyframe(((n, _load_frame(path)) for n, path in enumerate(files)), view.threshold)
-        return self._keyframe_result(folder, view, rgb, index, fallback, len(files))
+        return self._keyframe_result(view, rgb, index, fallback, len(files))
 
     # -- cache
 
@@ -495,6 +494,13 @@ class FrameSampler:
         os.replace(tmp_meta, meta_path)
 
 
+def log_fallback(source, view: FrameView, frames: Frames) -> None:
+    """The keyframe fallback's warning, logged where the frames are used (a decoder process's log is not seen)."""
+    if frames.fallback and not frames.meta.get("cached"):
+        logger.warning("%s: no frame has grey-level variance > %s; using the most varied frame (%d)", source,
+                       view.threshold, frames.indices[0])  # fmt: skip
+
+
 def parse_view(spec: str) -> FrameView:
     """``keyframe`` (the paper's, threshold 100 at 560x560), ``keyframe:THRESHOLD``, ``uniform`` (16 frames) or
     ``uniform:K``: the views the models take, so a cache filled with them is the one evaluation and training read."""
@@ -509,56 +515,16 @@ def parse_view(spec: str) -> FrameView:
     raise ValueError(f"view {spec!r}: expected keyframe, keyframe:THRESHOLD, uniform or uniform:K")
 
 
-@dataclass
-class CacheFill:
-    """What :func:`fill_cache` did."""
-
-    decoded: int = 0
-    already_cached: int = 0
-    failed: list[tuple[str, FrameView, str]] = field(default_factory=list)
-    """(clip, view, problem) of each clip that could not be decoded."""
-
-
-def fill_cache(
-    sources: Iterable[str | os.PathLike[str]],
-    views: Iterable[FrameView],
-    cache_dir: str | os.PathLike[str],
-    jobs: int | None = None,
-    progress: bool = False,
-) -> CacheFill:
-    """Decode every view of every clip into the frame cache, ``jobs`` clips at a time (default: every core; each
-    clip on one decoder), skipping what is already there: a run that was stopped resumes where it was. A clip that
-    cannot be decoded is reported in the result, and the others go on."""
-    from tqdm import tqdm
-
-    sampler = FrameSampler(cache_dir=cache_dir, threads=1)
-    work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in dict.fromkeys(views)]
-    result = CacheFill()
-
-    def one(item) -> str:
-        source, view = item
-        try:
-            if sampler.is_cached(source, view):
-                return "cached"
-            sampler.sample(source, view)
-        except MediaError as exc:
-            result.failed.append((source, view, str(exc)))
-            return "failed"
-        return "decoded"
-
-    workers = max(1, jobs or os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in tqdm(pool.map(one, work), total=len(work), desc="frames", unit="clip", disable=not progress):
-            if outcome == "decoded":
-                result.decoded += 1
-            elif outcome == "cached":
-                result.already_cached += 1
-    return result
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 __all__ = [
-    "CacheFill",
-    "fill_cache",
+    "available_cores",
     "parse_view",
     "FrameSampler",
     "FrameView",

@@ -42,6 +42,9 @@ class MediaError(M2VError):
         self.detail = detail
         super().__init__(f"{self.path}: {detail}")
 
+    def __reduce__(self):  # raised in a decoder process, re-raised in the caller's: keep path and detail
+        return type(self), (self.path, self.detail)
+
 
 class MissingMedia(MediaError):
     reason = "missing"

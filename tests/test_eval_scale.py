@@ -15,6 +15,7 @@ import torch
 from conftest import BIN, offline_env
 from PIL import Image
 
+from m2v_bench.decode_pool import DecodePool
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler
 from m2v_bench.media import write_video
@@ -96,9 +97,9 @@ def test_results_do_not_depend_on_batch_size(tiny_models, mixed_docs, name, monk
     from m2v_bench.models.lmms_model import M2V
 
     decoded = []
-    sample = FrameSampler.sample
+    sample = DecodePool.sample  # what the pipeline decodes with (in decoder processes)
     monkeypatch.setattr(
-        FrameSampler, "sample", lambda self, source, view: decoded.append(source) or sample(self, source, view)
+        DecodePool, "sample", lambda self, source, view: decoded.append(source) or sample(self, source, view)
     )
     outputs = {}
     for batch_size in (1, 4):

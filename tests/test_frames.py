@@ -1,10 +1,17 @@
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from media_fixtures import good_video, text_file, truncated_copy, zero_byte
 from PIL import Image
 
+from m2v_bench.decode_pool import DecodePool, _answer
+from m2v_bench.errors import M2VError
 from m2v_bench.frames import (
     CACHE_ENV,
     FrameSampler,
@@ -255,3 +262,144 @@ def test_cache_is_keyed_by_content_and_survives_corruption(gop_clip, tmp_path, m
 def test_cache_is_opt_in(monkeypatch):
     monkeypatch.delenv(CACHE_ENV, raising=False)
     assert FrameSampler().cache_dir is None
+
+
+# --------------------------------------------------------------------------------------- decoder processes
+
+
+@pytest.fixture(scope="module")
+def decode_pool():
+    pool = DecodePool(FrameSampler(threads=1), 2)
+    yield pool
+    pool.close()
+
+
+def _shared_blocks() -> set[str]:
+    """multiprocessing's shared-memory blocks (POSIX names psm_*) now in /dev/shm."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
+def test_decoder_processes_give_what_the_sampler_gives(decode_pool, gop_clip, keyframe_clip, tmp_path, caplog):
+    folder = _frames_dir(tmp_path / "frames", [flat(0)] * 3 + [textured(1), textured(2)])
+    dull = write_video(tmp_path / "dull.mp4", [flat(0), low_noise(1), flat(90)], fps=4, crf=18)
+    cases = [
+        (gop_clip, FrameView.uniform(16)),
+        (gop_clip, FrameView.uniform(4, size=(32, 24))),
+        (keyframe_clip[0], FrameView.keyframe(size=None)),
+        (folder, FrameView.keyframe(size=None)),
+        (folder, FrameView.uniform(4)),
+        (dull, FrameView.keyframe()),
+        (gop_clip, FrameView.uniform(16)),  # again, into blocks written before
+    ]
+    for source, view in cases:
+        with caplog.at_level(logging.WARNING, logger="m2v_bench.frames"):
+            caplog.clear()
+            got = decode_pool.sample(source, view)
+        want = FrameSampler(threads=1).sample(source, view)
+        assert np.array_equal(got.array, want.array), (source, view)
+        assert (got.indices, got.total_frames, got.fallback) == (want.indices, want.total_frames, want.fallback)
+        # the fallback warning is logged where the frames are used, not lost in a worker
+        assert ("using the most varied frame (1)" in caplog.text) == (source == dull)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_decoder_processes_raise_the_samplers_typed_errors(decode_pool, bad_media, case):
+    path, error = bad_media[case]
+    with pytest.raises(error) as info:
+        decode_pool.sample(path, FrameView.uniform(16))
+    assert str(path) in str(info.value) and str(info.value.path).startswith(str(path))  # kept across processes
+
+
+def test_decoder_processes_read_and_write_the_cache(gop_clip, tmp_path):
+    pool = DecodePool(FrameSampler(cache_dir=tmp_path / "cache", threads=1), 1)
+    try:
+        first = pool.sample(gop_clip, FrameView.uniform(8))
+        assert "cached" not in first.meta and len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+        again = pool.sample(gop_clip, FrameView.uniform(8))
+        assert again.meta == {"cached": True} and np.array_equal(again.array, first.array)
+        assert pool.fill(gop_clip, FrameView.uniform(8)) == ("cached", None)
+        assert pool.fill(gop_clip, FrameView.uniform(3)) == ("decoded", None)
+        assert pool.fill(tmp_path / "absent.mp4", FrameView.uniform(3))[0] == "failed"
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="shared memory is not a folder on this OS")
+def test_shared_memory_blocks_are_reused_never_aliased_and_freed(gop_clip, tmp_path):
+    small = write_video(tmp_path / "small.mp4", [textured(i)[:16, :16] for i in range(4)], fps=4)
+    before = _shared_blocks()
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        tiny = pool.sample(small, FrameView.uniform(2))  # through the pipe; then a block that fits it
+        assert len(_shared_blocks() - before) == 1
+        results = [pool.sample(gop_clip, FrameView.uniform(16)) for _ in range(3)]  # outgrows it: replaced once
+        assert len(_shared_blocks() - before) == 1, "the small block is replaced, the large one reused"
+        want = FrameSampler(threads=1).sample(gop_clip, FrameView.uniform(16)).array
+        assert all(np.array_equal(r.array, want) for r in results)
+        other = pool.sample(gop_clip, FrameView.uniform(16, size=(32, 24)))  # written into the same block ...
+        assert np.array_equal(results[0].array, want) and other.array.shape == (16, 24, 32, 3)  # ... no alias
+        assert tiny.array.shape == (2, 16, 16, 3)
+    finally:
+        pool.close()
+    assert _shared_blocks() - before == set()
+
+
+def test_frames_come_through_the_pipe_when_shared_memory_has_no_room(gop_clip, monkeypatch):
+    monkeypatch.setattr("m2v_bench.decode_pool._room_in_shared_memory", lambda nbytes: False)
+    before = _shared_blocks() if os.path.isdir("/dev/shm") else set()
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        want = FrameSampler(threads=1).sample(gop_clip, FrameView.uniform(4)).array
+        for _ in range(2):
+            assert np.array_equal(pool.sample(gop_clip, FrameView.uniform(4)).array, want)
+        assert pool.workers[0].block is None
+    finally:
+        pool.close()
+    assert (_shared_blocks() if os.path.isdir("/dev/shm") else set()) == before
+
+
+def test_an_unexpected_decoder_error_keeps_its_traceback(gop_clip):
+    class Broken(FrameSampler):
+        def take(self, source, view):
+            raise ZeroDivisionError("a bug")
+
+    kind, text = _answer(("take", Broken(), str(gop_clip), FrameView.uniform(4), None, 0), {})
+    assert kind == "crash" and "ZeroDivisionError: a bug" in text and "Traceback" in text
+
+
+def test_a_killed_decoder_process_is_one_error_naming_the_clip_and_is_replaced(gop_clip):
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        pool.workers[0].process.kill()
+        with pytest.raises(M2VError, match="a decoder process died") as info:
+            pool.sample(gop_clip, FrameView.uniform(4))
+        assert str(gop_clip) in str(info.value) and "decode_workers=0" in str(info.value)
+        assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)  # a new worker took over
+    finally:
+        pool.close()
+
+
+def test_decoder_processes_exit_when_their_caller_is_killed(tmp_path):
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import time\nfrom m2v_bench.decode_pool import DecodePool\nfrom m2v_bench.frames import FrameSampler\n"
+        "pool = DecodePool(FrameSampler(), 2)\n"
+        "print(' '.join(str(w.process.pid) for w in pool.workers), flush=True)\ntime.sleep(120)\n"
+    )
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in caller.stdout.readline().split()]
+    assert len(pids) == 2
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in pids), "a decoder process outlived its killed caller"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

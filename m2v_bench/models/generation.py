@@ -3,7 +3,6 @@ pipeline's ``predict`` both run."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -12,8 +11,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from m2v_bench.decode_pool import DecodePool
 from m2v_bench.errors import M2VError
-from m2v_bench.frames import FrameSampler
+from m2v_bench.frames import FrameSampler, available_cores
 from m2v_bench.models.loading import LoadedModel
 
 MAX_NEW_TOKENS = 25
@@ -27,14 +27,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def prefetch(
     batches: Iterable[Sequence[T]], prepare: Callable[[T], R], workers: int, ahead: int = PREFETCH_BATCHES
 ) -> Iterator[list[R]]:
@@ -42,8 +34,8 @@ def prefetch(
     works on the previous batch: besides the batch the caller holds, at most ``ahead`` batches are prepared or
     being prepared, so memory stays bounded whatever the number of batches. The first error of a batch is raised
     when that batch is reached; work not yet started is cancelled. ``workers == 0`` turns the pipeline off: each
-    batch is prepared in the caller's thread when it is reached, the model waiting. Decoding runs in threads: PyAV
-    decodes and converts frames without holding the GIL."""
+    batch is prepared in the caller's thread when it is reached, the model waiting. The threads hand videos to
+    decoder processes (:class:`~m2v_bench.decode_pool.DecodePool`) and wait there without the GIL."""
     if workers <= 0:
         for batch in batches:
             yield [prepare(item) for item in batch]
@@ -105,9 +97,10 @@ class Generator:
     folders); videos become the family's view (keyframe or ``frames`` uniform frames).
 
     Decoding overlaps the model: the visuals of the next ``prefetch_batches`` batches are prepared by
-    ``decode_workers`` threads (default: every core) while a batch runs on the device. Each worker decodes whole
-    clips on one decoder. ``decode_workers=0`` turns the pipeline off (each batch decoded when it is reached, one
-    clip at a time on the sampler's own decoder threads)."""
+    ``decode_workers`` threads (default: every core) while a batch runs on the device, each handing its videos to
+    one of ``decode_workers`` decoder processes (no GIL shared with the model's process); each worker decodes whole
+    clips on one decoder. ``decode_workers=0`` turns the pipeline off (each batch decoded in the model's process
+    when it is reached, one clip at a time on the sampler's own decoder threads)."""
 
     def __init__(
         self,
@@ -127,7 +120,10 @@ class Generator:
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))
         self.decode_workers = available_cores() if decode_workers is None else int(decode_workers)
         self.prefetch_batches = int(prefetch_batches)
-        self.sampler = FrameSampler(cache_dir=frame_cache or None, threads=1 if self.decode_workers else None)
+        if self.decode_workers:
+            self.sampler = DecodePool(FrameSampler(cache_dir=frame_cache or None, threads=1), self.decode_workers)
+        else:
+            self.sampler = FrameSampler(cache_dir=frame_cache or None)
         self.batch_size = int(batch_size)
 
     @property

@@ -15,8 +15,8 @@ the single-process alternative and cannot be combined with several processes.
 
 Requests are batched as lmms-eval's own wrappers batch them (its ``Collator``: grouped by generation settings,
 longest prompt first, original order restored). While a batch runs on the device, the visuals of the next
-``prefetch`` batches are decoded by ``decode_workers`` threads (default: this process's share of the cores;
-``decode_workers=0`` turns the pipeline off).
+``prefetch`` batches are decoded by ``decode_workers`` decoder processes (default: this process's share of the cores;
+they share no GIL with the model's thread; ``decode_workers=0`` turns the pipeline off).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from lmms_eval.utils import Collator
 from tqdm import tqdm
 
 from m2v_bench.errors import M2VError
-from m2v_bench.models.generation import PREFETCH_BATCHES, Generator, available_cores, generation_settings
+from m2v_bench.frames import available_cores
+from m2v_bench.models.generation import PREFETCH_BATCHES, Generator, generation_settings
 from m2v_bench.models.loading import load
 
 logger = logging.getLogger(__name__)

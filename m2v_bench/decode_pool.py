@@ -1,0 +1,275 @@
+"""Decoder processes: frames decoded beside the model without sharing its GIL.
+
+PyAV gives up the GIL inside each libav call and takes it back between frames, so a decoder thread beside a thread
+that keeps the GIL busy (the model's: ``generate`` on a GPU is Python launching kernels) waits for the GIL at every
+frame: 43x slower than alone (``bench/eval.py``). A :class:`DecodePool` decodes in worker processes of its own.
+
+The workers are plain ``python -c`` processes that import the decoders only. multiprocessing's spawn and forkserver
+would import the caller's main module again in every worker (lmms-eval's CLI: 6 s and 1 GB each), and fork is unsafe
+beside the caller's threads and CUDA. A worker reads pickled requests on its stdin and answers on its stdout, one
+clip at a time; it exits when its stdin closes, so a caller that is killed leaves no worker behind.
+
+Frames come back through one shared-memory block per worker, which the caller owns (its resource tracker unlinks
+it, should the caller die) and copies out of: a block is written many times, a fresh one would cost a page fault
+per 4 KiB, 10x the copy. A clip that does not fit its worker's block comes back through the pipe, and the block
+is replaced by one that fits. Where /dev/shm has no room (Docker gives containers 64 MB) frames always come through
+the pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
+
+import numpy as np
+
+from m2v_bench.errors import M2VError
+from m2v_bench.frames import Frames, FrameSampler, FrameView, available_cores, log_fallback
+from m2v_bench.media import MediaError
+
+_SERVE = (  # the worker imports this very m2v_bench (installed, editable or on a path the caller added)
+    "import sys; sys.path.insert(0, {root!r}); from m2v_bench.decode_pool import serve; sys.path.remove({root!r}); "
+    "serve()"
+)
+
+
+def _room_in_shared_memory(nbytes: int) -> bool:
+    """Whether /dev/shm can hold ``nbytes`` more, twice over: a write into a mapping of a full tmpfs kills the
+    writer with SIGBUS."""
+    if not hasattr(os, "statvfs") or not os.path.isdir("/dev/shm"):
+        return sys.platform != "linux"  # elsewhere POSIX shared memory is not a size-limited file system
+    stat = os.statvfs("/dev/shm")
+    return stat.f_bavail * stat.f_frsize > 2 * nbytes
+
+
+# -------------------------------------------------------------------------------------------- worker side
+
+
+def serve() -> None:
+    """A worker's loop: a request on stdin, its answer on stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's; it closes our stdin
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print goes to stderr, never into the answers
+    # The caller owns the blocks. Before Python 3.13 attaching one registers it with this process's resource
+    # tracker, which would unlink the caller's block when this worker exits (bpo-38119).
+    resource_tracker.register = resource_tracker.unregister = lambda name, rtype: None
+    attached: dict[str, shared_memory.SharedMemory] = {}
+    while True:
+        try:
+            request = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return
+        pickle.dump(_answer(request, attached), answers, protocol=pickle.HIGHEST_PROTOCOL)
+        answers.flush()
+
+
+def _answer(request, attached: dict[str, shared_memory.SharedMemory]):
+    kind, sampler, source, view, block, capacity = request
+    try:
+        if kind == "fill":
+            if sampler.is_cached(source, view):
+                return ("cached",)
+            frames = sampler.take(source, view)
+            return ("decoded", frames.indices, frames.fallback)
+        frames = sampler.take(source, view)
+    except M2VError as exc:  # media errors and the like: the caller raises them as they are
+        return ("error", exc)
+    except Exception:
+        return ("crash", traceback.format_exc())
+    array = frames.array
+    where: tuple = ("inline", array)
+    if block is not None and array.nbytes <= capacity:
+        if block not in attached:
+            for old in attached.values():
+                old.close()
+            attached.clear()
+            attached[block] = shared_memory.SharedMemory(name=block)
+        np.ndarray(array.shape, array.dtype, buffer=attached[block].buf)[...] = array
+        where = ("shared", array.shape, array.dtype.str)
+    return ("frames", where, frames.indices, frames.total_frames, frames.fallback, frames.meta)
+
+
+# -------------------------------------------------------------------------------------------- caller side
+
+
+class _Worker:
+    """One decoder process and the shared-memory block it writes into."""
+
+    def __init__(self) -> None:
+        serve = _SERVE.format(root=str(Path(__file__).resolve().parent.parent))
+        self.process = subprocess.Popen([sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.block: shared_memory.SharedMemory | None = None
+
+    def ask(self, kind: str, sampler: FrameSampler, source: str, view: FrameView):
+        block = self.block
+        request = (kind, sampler, source, view, block and block.name, block.size if block else 0)
+        pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.process.stdin.flush()
+        return pickle.load(self.process.stdout)
+
+    def frames_of(self, answer) -> np.ndarray:
+        """The array of a "frames" answer, copied out of the block; a block too small for it is replaced."""
+        where = answer[1]
+        if where[0] == "shared":
+            _, shape, dtype = where
+            return np.array(np.ndarray(shape, np.dtype(dtype), buffer=self.block.buf))
+        array = where[1]
+        outgrown = self.block is None or array.nbytes > self.block.size
+        if array.nbytes and outgrown and _room_in_shared_memory(array.nbytes):
+            self._free_block()
+            self.block = shared_memory.SharedMemory(create=True, size=array.nbytes)
+        return array
+
+    def _free_block(self) -> None:
+        if self.block is not None:
+            self.block.close()
+            self.block.unlink()
+            self.block = None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            for stream in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._free_block()
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    for worker in workers:
+        worker.stop()
+    workers.clear()
+
+
+class DecodePool:
+    """A :class:`FrameSampler` whose clips are decoded in ``workers`` decoder processes (see the module's docstring).
+    ``sample`` may be called from many threads at once: each call takes an idle worker, and waits for one when all
+    are busy."""
+
+    def __init__(self, sampler: FrameSampler, workers: int):
+        if workers < 1:
+            raise ValueError(f"a decode pool needs at least 1 worker, got {workers}")
+        self.sampler = sampler
+        self.workers: list[_Worker] = [_Worker() for _ in range(workers)]  # they start while the caller goes on
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        for worker in self.workers:
+            self._idle.put(worker)
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _stop_all, self.workers)  # at close, collection or exit
+
+    @property
+    def cache_dir(self) -> Path | None:
+        return self.sampler.cache_dir
+
+    def sample(self, source: str | os.PathLike[str], view: FrameView) -> Frames:
+        """The view of one clip, as :meth:`FrameSampler.sample` gives it."""
+        array, answer = self._ask("take", source, view)
+        _, _, indices, total, fallback, meta = answer
+        frames = Frames(array, indices, total, fallback, meta)
+        log_fallback(source, view, frames)
+        return frames
+
+    def fill(self, source: str | os.PathLike[str], view: FrameView) -> tuple[str, str | None]:
+        """Put one clip's view into the sampler's cache: ("cached" | "decoded" | "failed", problem)."""
+        try:
+            _, answer = self._ask("fill", source, view)
+        except MediaError as exc:
+            return "failed", str(exc)
+        if answer[0] == "decoded":
+            log_fallback(source, view, Frames(np.empty((0,)), answer[1], 0, answer[2]))
+        return answer[0], None
+
+    def _ask(self, kind: str, source, view: FrameView):
+        worker = self._idle.get()
+        try:
+            answer = worker.ask(kind, self.sampler, str(source), view)
+            array = worker.frames_of(answer) if answer[0] == "frames" else None
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self._replace(worker)
+            raise M2VError(f"{source}: a decoder process died (killed, out of memory, or a crash in the decoder) "
+                           "while this clip was being decoded; run again, or with decode_workers=0 to decode in "
+                           "the model's process") from None  # fmt: skip
+        except BaseException:  # interrupted mid-answer: the worker's pipe is out of step
+            self._replace(worker)
+            raise
+        self._idle.put(worker)
+        if answer[0] == "error":
+            raise answer[1]
+        if answer[0] == "crash":
+            raise RuntimeError(f"decoder process failed on {source}:\n{answer[1]}")
+        return array, answer
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.stop(kill=True)
+        with self._lock:
+            fresh = _Worker()
+            self.workers[self.workers.index(worker)] = fresh
+        self._idle.put(fresh)
+
+    def close(self) -> None:
+        """Stop the workers (each exits once its stdin closes) and free the shared memory."""
+        self._finalizer()
+
+
+@dataclass
+class CacheFill:
+    """What :func:`fill_cache` did."""
+
+    decoded: int = 0
+    already_cached: int = 0
+    failed: list[tuple[str, FrameView, str]] = field(default_factory=list)
+    """(clip, view, problem) of each clip that could not be decoded."""
+
+
+def fill_cache(
+    sources: Iterable[str | os.PathLike[str]],
+    views: Iterable[FrameView],
+    cache_dir: str | os.PathLike[str],
+    jobs: int | None = None,
+    progress: bool = False,
+) -> CacheFill:
+    """Decode every view of every clip into the frame cache on ``jobs`` decoder processes (default: every core;
+    each clip on one decoder), skipping what is already there: a run that was stopped resumes where it was. A clip
+    that cannot be decoded is reported in the result, and the others go on."""
+    from tqdm import tqdm
+
+    work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in dict.fromkeys(views)]
+    result = CacheFill()
+    if not work:
+        return result
+    workers = max(1, min(jobs or available_cores(), len(work)))
+    pool = DecodePool(FrameSampler(cache_dir=cache_dir, threads=1), workers)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            outcomes = threads.map(lambda item: pool.fill(*item), work)
+            for (source, view), (outcome, problem) in tqdm(
+                zip(work, outcomes, strict=True), total=len(work), desc="frames", unit="clip", disable=not progress
+            ):
+                if outcome == "failed":
+                    result.failed.append((source, view, problem))
+                elif outcome == "cached":
+                    result.already_cached += 1
+                else:
+                    result.decoded += 1
+    finally:
+        pool.close()
+    return result
