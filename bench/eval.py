@@ -1,12 +1,14 @@
 """Evaluation wall time against the decode/model bound: does the `m2v` model hide decoding behind the model?
 
-    OMP_NUM_THREADS=1 python bench/eval.py [--clips 40] [--distinct 8] [--batch-size 8]
+    OMP_NUM_THREADS=1 python bench/eval.py [--clips 40] [--distinct 8] [--batch-size 8] [--repeats 3]
 
 Builds a test set of realistic clips (``--distinct`` different 640x360, 30 fps H.264 clips of 20-55 s with a keyframe
-every 150-250 frames, hard-linked under ``--clips`` ids), a tiny LLaVA-NeXT-Video (16 uniform frames), and times in
-one run:
+every 150-250 frames, hard-linked under ``--clips`` ids), a tiny LLaVA-NeXT-Video (16 uniform frames), and times,
+in ``--repeats`` rounds (medians reported: a shared machine's speed drifts by 10% over minutes):
 
 * decode: the 16-frame view of every clip, one clip after another on one decoder (the CPU work there is to do);
+* the GIL: two clips decoded beside a thread that runs Python without pause (the model's thread on a GPU), in
+  the model's process and in a decoder process (``DecodePool``);
 * the full lmms-eval path (``m2v_hatemm``, ``--model m2v``) for 1 and 2 processes (``torchrun``), with a cold and
   a warm frame cache (filled by ``m2v-bench frames cache``), and today's sequential path (``decode_workers=0``: each
   batch decoded when it is reached, the model waiting) as the baseline.
@@ -25,14 +27,17 @@ import argparse
 import json
 import os
 import runpy
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from m2v_bench.decode_pool import DecodePool
 from m2v_bench.frames import FrameSampler
 from m2v_bench.manifest import Record, write_manifest
 from m2v_bench.media import write_video
@@ -96,6 +101,45 @@ def lmms_eval(
     return max(r["end"] - r["start"] for r in records), max(r["model"] for r in records)
 
 
+def beside_busy_python(decode) -> float:
+    """Seconds ``decode()`` takes while another thread of this process runs Python without pause: what the model's
+    thread does on a GPU, where ``generate`` is Python launching kernels."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    start = time.perf_counter()
+    try:
+        decode()
+    finally:
+        stop.set()
+        spinner.join()
+    return time.perf_counter() - start
+
+
+def measure_gil(clips: list[Path], view) -> None:
+    """One decoder in the model's process against one decoder process, both beside a busy Python thread."""
+    sampler = FrameSampler(threads=1)
+    start = time.perf_counter()
+    for clip in clips:
+        sampler.sample(clip, view)
+    alone = time.perf_counter() - start
+    in_process = beside_busy_python(lambda: [sampler.sample(clip, view) for clip in clips])
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        pool.sample(clips[0], view)  # the worker started, its block made
+        in_worker = beside_busy_python(lambda: [pool.sample(clip, view) for clip in clips])
+    finally:
+        pool.close()
+    print(f"{len(clips)} clips beside a busy Python thread (the model's thread on a GPU): alone {alone:.2f} s; in "
+          f"the model's process {in_process:.2f} s ({in_process / alone:.1f}x); in a decoder process "
+          f"{in_worker:.2f} s ({in_worker / alone:.2f}x)", flush=True)  # fmt: skip
+
+
 def measure_decode(clips: list[Path], view, cache: Path | None = None) -> float:
     sampler = FrameSampler(threads=1, cache_dir=cache)
     start = time.perf_counter()
@@ -109,6 +153,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--distinct", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of all runs (medians are reported)")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +167,9 @@ def main() -> None:
         for n in range(args.clips):
             video = root / "data" / "hatemm" / "videos" / f"v{n}.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
-            os.link(sources[n % args.distinct], video)
+            # in blocks (v0..v4 the first clip, ...): lmms-eval gives rank r the documents r, r + N, ..., and with
+            # `n % distinct` every clip of rank 1 would be longer than its rank-0 neighbour's
+            os.link(sources[n * args.distinct // args.clips], video)
             clips.append(video)
             records.append(Record(id=f"v{n}", dataset="hatemm", split="test", modality="video", label=n % 2,
                                   text=f"clip {n} " + "words " * (n % 7), label_space="hateful", source="hatemm",
@@ -131,16 +178,15 @@ def main() -> None:
         model = FAMILIES["llava_next_video"].build_tiny(root / "tiny")
         view = FAMILIES["llava_next_video"].video_view(16)
 
-        decode = measure_decode(clips, view)
+        measure_gil(sources[:2], view)
         cache = root / "cache"
         t0 = time.perf_counter()
         subprocess.run([str(Path(sys.executable).parent / "m2v-bench"), "frames", "cache", str(root / "data"),
                         "--view", "uniform:16", "--cache", str(cache), "--quiet"], check=True)  # fmt: skip
         fill = time.perf_counter() - t0
         cache_read = measure_decode(clips, view, cache)
-        print(f"{args.clips} clips, {cores} cores: decode {decode:.2f} s ({1000 * decode / args.clips:.0f} ms per "
-              f"clip, one decoder); frame cache filled by `m2v-bench frames cache` in {fill:.1f} s (process start "
-              f"included), read back in {cache_read:.2f} s", flush=True)  # fmt: skip
+        print(f"frame cache filled by `m2v-bench frames cache` in {fill:.1f} s (process start included), read back "
+              f"in {cache_read:.2f} s", flush=True)  # fmt: skip
 
         warm = f",frame_cache={cache}"
         runs = [  # (name, processes, model_args, warm cache)
@@ -150,10 +196,23 @@ def main() -> None:
             ("pipeline, 1 process, warm cache", 1, warm, True),
             ("pipeline, 2 processes, warm cache", 2, warm, True),
         ]
-        measured = {}
-        for number, (name, processes, model_args, _) in enumerate(runs):
-            measured[name] = lmms_eval(root, model, f"run{number}", processes, model_args, args.batch_size)
-            print(f"{name}: {measured[name][0]:.2f} s ({measured[name][1]:.2f} s of it in the model)", flush=True)
+        # rounds: the decode measurement, then every run once; a shared machine's speed drifts by 10% over
+        # minutes, so each figure is the median of its rounds
+        decodes, rounds = [], {name: [] for name, *_ in runs}
+        for repeat in range(args.repeats):
+            decodes.append(measure_decode(clips, view))
+            print(f"round {repeat + 1}: {args.clips} clips, {cores} cores: decode {decodes[-1]:.2f} s "
+                  f"({1000 * decodes[-1] / args.clips:.0f} ms per clip, one decoder)", flush=True)  # fmt: skip
+            for number, (name, processes, model_args, _) in enumerate(runs):
+                wall, in_model = lmms_eval(root, model, f"run{number}-{repeat}", processes, model_args,
+                                           args.batch_size)  # fmt: skip
+                rounds[name].append((wall, in_model))
+                print(f"  {name}: {wall:.2f} s ({in_model:.2f} s of it in the model)", flush=True)
+        decode = statistics.median(decodes)
+        measured = {name: tuple(statistics.median(column) for column in zip(*values, strict=True))
+                    for name, values in rounds.items()}  # fmt: skip
+        print(f"\nmedians of {args.repeats} rounds; decode {decode:.2f} s (rounds: {min(decodes):.2f}-"
+              f"{max(decodes):.2f} s)")  # fmt: skip
         # the model's time: what it took with no decoding beside it (warm cache), per process count
         model_time = {p: measured[name][1] for name, p, _, is_warm in runs if is_warm}
         baseline = measured[runs[0][0]][0]

@@ -199,6 +199,8 @@ class DecodePool:
         return answer[0], None
 
     def _ask(self, kind: str, source, view: FrameView):
+        if not self._finalizer.alive:
+            raise M2VError("this decode pool is closed; make a new one")
         worker = self._idle.get()
         try:
             answer = worker.ask(kind, self.sampler, str(source), view)

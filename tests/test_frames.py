@@ -377,6 +377,8 @@ def test_a_killed_decoder_process_is_one_error_naming_the_clip_and_is_replaced(g
         assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)  # a new worker took over
     finally:
         pool.close()
+    with pytest.raises(M2VError, match="decode pool is closed"):
+        pool.sample(gop_clip, FrameView.uniform(4))
 
 
 def test_decoder_processes_exit_when_their_caller_is_killed(tmp_path):
