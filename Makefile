@@ -94,4 +94,3 @@ bench: install
 	$(BIN)/python bench/leaderboard.py
 	$(BIN)/python bench/probe.py
 	OMP_NUM_THREADS=1 $(BIN)/python bench/eval.py
-	OMP_NUM_THREADS=1 $(BIN)/python bench/eval.py
