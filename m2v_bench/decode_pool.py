@@ -72,8 +72,17 @@ def serve() -> None:
             request = pickle.load(sys.stdin.buffer)
         except EOFError:
             return
-        pickle.dump(_answer(request, attached), answers, protocol=pickle.HIGHEST_PROTOCOL)
-        answers.flush()
+        answer = _answer(request, attached)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an error of a type that does not pickle: its message
+            error = M2VError(str(answer[1])) if answer[0] == "error" else None
+            data = pickle.dumps(("error", error) if error else ("crash", traceback.format_exc()))
+        try:
+            answers.write(data)
+            answers.flush()
+        except BrokenPipeError:  # the caller stopped listening (closed mid-request): nothing left to do
+            return
 
 
 def _answer(request, attached: dict[str, shared_memory.SharedMemory]):
