@@ -11,7 +11,8 @@ in ``--repeats`` rounds (medians reported: a shared machine's speed drifts by 10
   the model's process and in a decoder process (``DecodePool``);
 * the full lmms-eval path (``m2v_hatemm``, ``--model m2v``) for 1 and 2 processes (``torchrun``), with a cold and
   a warm frame cache (filled by ``m2v-bench frames cache``), and today's sequential path (``decode_workers=0``: each
-  batch decoded when it is reached, the model waiting) as the baseline.
+  batch decoded when it is reached, the model waiting) as the baseline;
+* on a GPU (or ``--real-shapes DEVICE``): samples/s of the real-shape checkpoints, bf16, through the Generator.
 
 Each lmms-eval run is timed from the first request reaching the model to the last answer, on the slowest rank
 (start-up -- imports, model load, task load and media probe -- excluded: every path pays it alike), together with the
@@ -148,12 +149,50 @@ def measure_decode(clips: list[Path], view, cache: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
+def measure_real_shapes(clips: list[Path], device: str, batch_size: int) -> None:
+    """Samples/s of the real-shape checkpoints (each family's real visual geometry on a tiny language model: 2,304
+    visual tokens for LLaVA-NeXT-Video's 16 frames, Mllama's 560-px tiles) through the Generator and its decoder
+    processes, bf16 on a GPU: how fast the pipeline feeds the device, the language model aside."""
+    import torch
+
+    from m2v_bench.models.generation import Generator
+    from m2v_bench.models.loading import load
+    from m2v_bench.models.tiny import build_real_shape
+
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    items = [(f"clip {n}: is it hateful?", [str(clip)]) for n, clip in enumerate(clips)]
+    for name in FAMILIES:
+        with tempfile.TemporaryDirectory() as tmp:
+            generator = Generator(load(str(build_real_shape(name, Path(tmp) / name)), dtype=dtype, device=device),
+                                  batch_size=batch_size)  # fmt: skip
+            try:
+                generator.generate(items[:batch_size])  # warm: workers started, kernels chosen
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                generator.generate(items)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                elapsed = time.perf_counter() - start
+            finally:
+                generator.sampler.close()
+        print(f"real shapes, {name} on {device} ({dtype}, batch {batch_size}, {generator.decode_workers} decoder "
+              f"processes): {len(items) / elapsed:.2f} samples/s ({elapsed:.2f} s for {len(items)} clips)",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--distinct", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="rounds of all runs (medians are reported)")
+    parser.add_argument(
+        "--real-shapes",
+        default=None,
+        metavar="DEVICE",
+        help="time the real-shape checkpoints on DEVICE too (default: cuda when there is a GPU)",
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,6 +269,13 @@ def main() -> None:
             )
             print(f"| {name} | {wall:.2f} | {in_model:.2f} | {bound:.2f} | {wall / bound:.2f} | {cpu} | "
                   f"{baseline / wall:.2f}x |")  # fmt: skip
+
+        import torch
+
+        device = args.real_shapes or ("cuda" if torch.cuda.is_available() else None)
+        if device:
+            print()
+            measure_real_shapes(clips, device, args.batch_size)
 
 
 if __name__ == "__main__":
