@@ -38,12 +38,18 @@ import numpy as np
 
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import Frames, FrameSampler, FrameView, available_cores, log_fallback
-from m2v_bench.media import MediaError
 
-_SERVE = (  # the worker imports this very m2v_bench (installed, editable or on a path the caller added)
-    "import sys; sys.path.insert(0, {root!r}); from m2v_bench.decode_pool import serve; sys.path.remove({root!r}); "
-    "serve()"
-)
+_SERVE = """\
+import importlib.util, os, sys
+root = {root!r}
+spec = importlib.util.find_spec("m2v_bench")
+if spec is None or os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))) != root:
+    sys.path.insert(0, root)  # the caller's m2v_bench (a checkout on a path it added), not another one
+from m2v_bench.decode_pool import serve
+serve()
+"""
+"""A worker's command line: it imports the m2v_bench the caller runs. The path is only touched when another
+m2v_bench (or none) would be found first, so an installed one leaves the standard library ahead of site-packages."""
 
 
 def _room_in_shared_memory(nbytes: int) -> bool:
@@ -59,7 +65,8 @@ def _room_in_shared_memory(nbytes: int) -> bool:
 
 
 def serve() -> None:
-    """A worker's loop: a request on stdin, its answer on stdout, until stdin closes."""
+    """A worker's loop: the caller's sampler first, then a request on stdin and its answer on stdout, until stdin
+    closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's; it closes our stdin
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to stderr, never into the answers
@@ -67,17 +74,20 @@ def serve() -> None:
     # tracker, which would unlink the caller's block when this worker exits (bpo-38119).
     resource_tracker.register = resource_tracker.unregister = lambda name, rtype: None
     attached: dict[str, shared_memory.SharedMemory] = {}
+    try:
+        sampler = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return
     while True:
         try:
             request = pickle.load(sys.stdin.buffer)
         except EOFError:
             return
-        answer = _answer(request, attached)
+        answer = _answer(sampler, request, attached)
         try:
             data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an error of a type that does not pickle: its message
-            error = M2VError(str(answer[1])) if answer[0] == "error" else None
-            data = pickle.dumps(("error", error) if error else ("crash", traceback.format_exc()))
+        except Exception:  # an exception of a type that does not pickle: its text
+            data = pickle.dumps(("raise", None, answer[2] if answer[0] == "raise" else traceback.format_exc()))
         try:
             answers.write(data)
             answers.flush()
@@ -85,19 +95,19 @@ def serve() -> None:
             return
 
 
-def _answer(request, attached: dict[str, shared_memory.SharedMemory]):
-    kind, sampler, source, view, block, capacity = request
+def _answer(sampler: FrameSampler, request, attached: dict[str, shared_memory.SharedMemory]):
+    kind, cwd, source, view, block, capacity = request
     try:
+        if os.getcwd() != cwd:  # relative paths and cache folders mean what they mean to the caller
+            os.chdir(cwd)
         if kind == "fill":
             if sampler.is_cached(source, view):
                 return ("cached",)
             frames = sampler.take(source, view)
             return ("decoded", frames.indices, frames.fallback)
         frames = sampler.take(source, view)
-    except M2VError as exc:  # media errors and the like: the caller raises them as they are
-        return ("error", exc)
-    except Exception:
-        return ("crash", traceback.format_exc())
+    except Exception as exc:  # raised again in the caller, as it is
+        return ("raise", exc, traceback.format_exc())
     array = frames.array
     where: tuple = ("inline", array)
     if block is not None and array.nbytes <= capacity:
@@ -117,17 +127,23 @@ def _answer(request, attached: dict[str, shared_memory.SharedMemory]):
 class _Worker:
     """One decoder process and the shared-memory block it writes into."""
 
-    def __init__(self) -> None:
-        serve = _SERVE.format(root=str(Path(__file__).resolve().parent.parent))
+    def __init__(self, sampler: FrameSampler) -> None:
+        serve = _SERVE.format(root=os.path.realpath(Path(__file__).parent.parent))
         self.process = subprocess.Popen([sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.block: shared_memory.SharedMemory | None = None
+        self.answered = False
+        with contextlib.suppress(OSError):  # a worker that is already gone is found out at its first request
+            pickle.dump(sampler, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
 
-    def ask(self, kind: str, sampler: FrameSampler, source: str, view: FrameView):
+    def ask(self, kind: str, source: str, view: FrameView):
         block = self.block
-        request = (kind, sampler, source, view, block and block.name, block.size if block else 0)
+        request = (kind, os.getcwd(), source, view, block and block.name, block.size if block else 0)
         pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.process.stdin.flush()
-        return pickle.load(self.process.stdout)
+        answer = pickle.load(self.process.stdout)
+        self.answered = True
+        return answer
 
     def frames_of(self, answer) -> np.ndarray:
         """The array of a "frames" answer, copied out of the block; a block too small for it is replaced."""
@@ -138,52 +154,65 @@ class _Worker:
         array = where[1]
         outgrown = self.block is None or array.nbytes > self.block.size
         if array.nbytes and outgrown and _room_in_shared_memory(array.nbytes):
-            self._free_block()
+            self.free_block()
             self.block = shared_memory.SharedMemory(create=True, size=array.nbytes)
         return array
 
-    def _free_block(self) -> None:
+    def free_block(self) -> None:
         if self.block is not None:
-            self.block.close()
+            with contextlib.suppress(BufferError):  # a thread still reading it (the pool closed under it)
+                self.block.close()
             self.block.unlink()
             self.block = None
 
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            for stream in (self.process.stdin, self.process.stdout):
-                with contextlib.suppress(OSError):
-                    stream.close()
+    def hang_up(self) -> None:
+        """Close the pipes: the worker exits once its current clip is done."""
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def wait(self) -> None:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._free_block()
+        self.free_block()
 
 
-def _stop_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        worker.stop()
-    workers.clear()
+def _stop_all(workers: list[_Worker], lock: threading.Lock, state: dict) -> None:
+    with lock:
+        state["closed"] = True
+        stopping = list(workers)
+        workers.clear()
+    for worker in stopping:  # all hung up first, so they wind down together
+        worker.hang_up()
+    for worker in stopping:
+        worker.wait()
+
+
+def _start_failure(code: int) -> M2VError:
+    return M2VError(f"a decoder process failed to start (exit code {code}; its error is above, on stderr): "
+                    f"{sys.executable} cannot run m2v_bench's decoders")  # fmt: skip
 
 
 class DecodePool:
     """A :class:`FrameSampler` whose clips are decoded in ``workers`` decoder processes (see the module's docstring).
     ``sample`` may be called from many threads at once: each call takes an idle worker, and waits for one when all
-    are busy."""
+    are busy. A worker that dies is replaced; the clip it was decoding fails with an error that says so."""
 
     def __init__(self, sampler: FrameSampler, workers: int):
         if workers < 1:
             raise ValueError(f"a decode pool needs at least 1 worker, got {workers}")
         self.sampler = sampler
-        self.workers: list[_Worker] = [_Worker() for _ in range(workers)]  # they start while the caller goes on
+        self.workers: list[_Worker] = [_Worker(sampler) for _ in range(workers)]  # they start while we go on
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         for worker in self.workers:
             self._idle.put(worker)
         self._lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _stop_all, self.workers)  # at close, collection or exit
+        self._state = {"closed": False}
+        # at close, collection or exit
+        self._finalizer = weakref.finalize(self, _stop_all, self.workers, self._lock, self._state)
 
     @property
     def cache_dir(self) -> Path | None:
@@ -198,46 +227,78 @@ class DecodePool:
         return frames
 
     def fill(self, source: str | os.PathLike[str], view: FrameView) -> tuple[str, str | None]:
-        """Put one clip's view into the sampler's cache: ("cached" | "decoded" | "failed", problem)."""
+        """Put one clip's view into the sampler's cache: ("cached" | "decoded" | "failed", problem). A clip that
+        cannot be decoded, or whose decoder process dies, is "failed"."""
         try:
             _, answer = self._ask("fill", source, view)
-        except MediaError as exc:
+        except M2VError as exc:
             return "failed", str(exc)
         if answer[0] == "decoded":
             log_fallback(source, view, Frames(np.empty((0,)), answer[1], 0, answer[2]))
         return answer[0], None
 
+    def _take(self) -> _Worker:
+        while True:
+            if self._state["closed"]:
+                raise M2VError("this decode pool is closed; make a new one")
+            try:
+                worker = self._idle.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            code = worker.process.poll()
+            if code is None:
+                return worker
+            self._replace(worker)  # it died while idle (killed, out of memory): a fresh one takes its place
+            if code > 0 and not worker.answered:
+                raise _start_failure(code)
+
     def _ask(self, kind: str, source, view: FrameView):
-        if not self._finalizer.alive:
-            raise M2VError("this decode pool is closed; make a new one")
-        worker = self._idle.get()
+        worker = None
         try:
-            answer = worker.ask(kind, self.sampler, str(source), view)
+            worker = self._take()
+            answer = worker.ask(kind, str(source), view)
             array = worker.frames_of(answer) if answer[0] == "frames" else None
-        except (EOFError, OSError, pickle.UnpicklingError):
-            self._replace(worker)
+        except BaseException as exc:
+            if worker is None:
+                raise
+            dead = isinstance(exc, (EOFError, OSError, pickle.UnpicklingError))
+            try:  # a closed pipe: the worker is exiting, and its exit code tells why
+                code = worker.process.wait(timeout=5) if dead else worker.process.poll()
+            except subprocess.TimeoutExpired:
+                code = None
+            answered = worker.answered
+            self._replace(worker)  # interrupted or dead: its pipe is out of step either way
+            if self._state["closed"]:
+                raise M2VError(f"{source}: the decode pool was closed while the clip was being decoded") from None
+            if not dead:
+                raise
+            if code is not None and code > 0 and not answered:
+                raise _start_failure(code) from None
             raise M2VError(f"{source}: a decoder process died (killed, out of memory, or a crash in the decoder) "
-                           "while this clip was being decoded; run again, or with decode_workers=0 to decode in "
-                           "the model's process") from None  # fmt: skip
-        except BaseException:  # interrupted mid-answer: the worker's pipe is out of step
-            self._replace(worker)
-            raise
+                           "while this clip was being decoded; run again (m2v: decode_workers=0 decodes in the "
+                           "model's process)") from None  # fmt: skip
         self._idle.put(worker)
-        if answer[0] == "error":
-            raise answer[1]
-        if answer[0] == "crash":
-            raise RuntimeError(f"decoder process failed on {source}:\n{answer[1]}")
+        if answer[0] == "raise":
+            _, error, text = answer
+            if error is None:
+                raise RuntimeError(f"{source}: the decoder process failed:\n{text}")
+            if not isinstance(error, M2VError):  # an internal error keeps the worker's traceback
+                error.add_note(f"raised in a decoder process:\n{text}")
+            raise error
         return array, answer
 
     def _replace(self, worker: _Worker) -> None:
-        worker.stop(kill=True)
+        worker.process.kill()
+        worker.wait()
         with self._lock:
-            fresh = _Worker()
+            if self._state["closed"] or worker not in self.workers:
+                return
+            fresh = _Worker(self.sampler)
             self.workers[self.workers.index(worker)] = fresh
         self._idle.put(fresh)
 
     def close(self) -> None:
-        """Stop the workers (each exits once its stdin closes) and free the shared memory."""
+        """Stop the workers (each exits once its current clip is done) and free the shared memory."""
         self._finalizer()
 
 
@@ -263,7 +324,8 @@ def fill_cache(
     that cannot be decoded is reported in the result, and the others go on."""
     from tqdm import tqdm
 
-    work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in dict.fromkeys(views)]
+    views = list(dict.fromkeys(views))
+    work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in views]
     result = CacheFill()
     if not work:
         return result

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from media_fixtures import good_video, text_file, truncated_copy, zero_byte
 from PIL import Image
 
-from m2v_bench.decode_pool import DecodePool, _answer
+from m2v_bench.decode_pool import DecodePool, _answer, _Worker
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import (
     CACHE_ENV,
@@ -274,9 +275,13 @@ def decode_pool():
     pool.close()
 
 
-def _shared_blocks() -> set[str]:
-    """multiprocessing's shared-memory blocks (POSIX names psm_*) now in /dev/shm."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+def _blocks(pool: DecodePool) -> set[str]:
+    """The shared-memory blocks the pool's workers write into (other processes' blocks left aside)."""
+    return {worker.block.name for worker in pool.workers if worker.block is not None}
+
+
+def _exists(block: str) -> bool:
+    return os.path.exists(f"/dev/shm/{block.lstrip('/')}")
 
 
 def test_decoder_processes_give_what_the_sampler_gives(decode_pool, gop_clip, keyframe_clip, tmp_path, caplog):
@@ -327,13 +332,15 @@ def test_decoder_processes_read_and_write_the_cache(gop_clip, tmp_path):
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="shared memory is not a folder on this OS")
 def test_shared_memory_blocks_are_reused_never_aliased_and_freed(gop_clip, tmp_path):
     small = write_video(tmp_path / "small.mp4", [textured(i)[:16, :16] for i in range(4)], fps=4)
-    before = _shared_blocks()
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         tiny = pool.sample(small, FrameView.uniform(2))  # through the pipe; then a block that fits it
-        assert len(_shared_blocks() - before) == 1
-        results = [pool.sample(gop_clip, FrameView.uniform(16)) for _ in range(3)]  # outgrows it: replaced once
-        assert len(_shared_blocks() - before) == 1, "the small block is replaced, the large one reused"
+        (first,) = _blocks(pool)
+        pool.sample(gop_clip, FrameView.uniform(16))  # outgrows it: through the pipe, the block replaced
+        (second,) = _blocks(pool)
+        assert second != first and not _exists(first) and _exists(second)
+        results = [pool.sample(gop_clip, FrameView.uniform(16)) for _ in range(3)]
+        assert _blocks(pool) == {second}, "the large block is reused"
         want = FrameSampler(threads=1).sample(gop_clip, FrameView.uniform(16)).array
         assert all(np.array_equal(r.array, want) for r in results)
         other = pool.sample(gop_clip, FrameView.uniform(16, size=(32, 24)))  # written into the same block ...
@@ -341,44 +348,116 @@ def test_shared_memory_blocks_are_reused_never_aliased_and_freed(gop_clip, tmp_p
         assert tiny.array.shape == (2, 16, 16, 3)
     finally:
         pool.close()
-    assert _shared_blocks() - before == set()
+    assert not _exists(second)
 
 
 def test_frames_come_through_the_pipe_when_shared_memory_has_no_room(gop_clip, monkeypatch):
     monkeypatch.setattr("m2v_bench.decode_pool._room_in_shared_memory", lambda nbytes: False)
-    before = _shared_blocks() if os.path.isdir("/dev/shm") else set()
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         want = FrameSampler(threads=1).sample(gop_clip, FrameView.uniform(4)).array
         for _ in range(2):
             assert np.array_equal(pool.sample(gop_clip, FrameView.uniform(4)).array, want)
-        assert pool.workers[0].block is None
+        assert pool.workers[0].block is None  # no block made: every clip came through the pipe
     finally:
         pool.close()
-    assert (_shared_blocks() if os.path.isdir("/dev/shm") else set()) == before
 
 
-def test_an_unexpected_decoder_error_keeps_its_traceback(gop_clip):
+def test_an_unexpected_decoder_error_keeps_its_type_and_traceback(gop_clip):
     class Broken(FrameSampler):
         def take(self, source, view):
             raise ZeroDivisionError("a bug")
 
-    kind, text = _answer(("take", Broken(), str(gop_clip), FrameView.uniform(4), None, 0), {})
-    assert kind == "crash" and "ZeroDivisionError: a bug" in text and "Traceback" in text
+    kind, error, text = _answer(Broken(), ("take", os.getcwd(), str(gop_clip), FrameView.uniform(4), None, 0), {})
+    assert kind == "raise" and isinstance(error, ZeroDivisionError) and "Traceback" in text and "a bug" in text
+
+
+def test_an_internal_error_from_a_worker_is_raised_as_it_is_with_the_workers_traceback(gop_clip, monkeypatch):
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        monkeypatch.setattr(_Worker, "ask", lambda self, *a: ("raise", ZeroDivisionError("a bug"), "Traceback: here"))
+        with pytest.raises(ZeroDivisionError, match="a bug") as info:
+            pool.sample(gop_clip, FrameView.uniform(4))
+        assert info.value.__notes__ == ["raised in a decoder process:\nTraceback: here"]
+        monkeypatch.setattr(_Worker, "ask", lambda self, *a: ("raise", NoFrames(gop_clip, "no frames"), "tb"))
+        with pytest.raises(NoFrames) as info:  # a user-facing error stays one line
+            pool.sample(gop_clip, FrameView.uniform(4))
+        assert not getattr(info.value, "__notes__", None)
+    finally:
+        pool.close()
+
+
+def test_relative_paths_mean_what_they_mean_to_the_caller(gop_clip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pool = DecodePool(FrameSampler(cache_dir="cache", threads=1), 1)
+    try:
+        (tmp_path / "clips").mkdir()
+        (tmp_path / "clips" / "c.mp4").write_bytes(gop_clip.read_bytes())
+        monkeypatch.chdir(tmp_path / "clips")  # after the workers started
+        assert pool.sample("c.mp4", FrameView.uniform(4)).array.shape == (4, H, W, 3)
+        assert len(list((tmp_path / "clips" / "cache").rglob("*.npy"))) == 1
+        with pytest.raises(MissingMedia, match="^absent.mp4: "):
+            pool.sample("absent.mp4", FrameView.uniform(4))
+    finally:
+        pool.close()
 
 
 def test_a_killed_decoder_process_is_one_error_naming_the_clip_and_is_replaced(gop_clip):
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         pool.workers[0].process.kill()
+        pool.workers[0].process.wait()
+        # died while idle: replaced before the clip is sent, nothing fails
+        assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)
+        worker = pool.workers[0]
+        killer = threading.Timer(0.3, worker.process.kill)
+        killer.start()
         with pytest.raises(M2VError, match="a decoder process died") as info:
-            pool.sample(gop_clip, FrameView.uniform(4))
+            while True:  # until the kill lands mid-clip
+                pool.sample(gop_clip, FrameView.uniform(16))
+        killer.join()
         assert str(gop_clip) in str(info.value) and "decode_workers=0" in str(info.value)
+        assert pool.workers[0] is not worker
         assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)  # a new worker took over
+        assert pool.fill(gop_clip, FrameView.uniform(5)) == ("decoded", None)
+        pool.workers[0].process.kill()
+        pool.workers[0].process.wait()
+        time.sleep(0.1)
     finally:
         pool.close()
     with pytest.raises(M2VError, match="decode pool is closed"):
         pool.sample(gop_clip, FrameView.uniform(4))
+
+
+def test_a_worker_that_cannot_start_says_so(gop_clip, monkeypatch):
+    monkeypatch.setattr("m2v_bench.decode_pool._SERVE", "import sys; sys.exit(3)  # {root}")
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        with pytest.raises(M2VError, match=r"failed to start \(exit code 3"):
+            pool.sample(gop_clip, FrameView.uniform(4))
+        assert pool.fill(gop_clip, FrameView.uniform(4))[0] == "failed"
+    finally:
+        pool.close()
+
+
+def test_closing_the_pool_under_a_running_clip_is_one_clear_error(gop_clip):
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    errors = []
+
+    def decode_forever():
+        try:
+            while True:
+                pool.sample(gop_clip, FrameView.uniform(16))
+        except M2VError as exc:
+            errors.append(str(exc))
+
+    thread = threading.Thread(target=decode_forever)
+    thread.start()
+    time.sleep(0.3)
+    pool.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and len(errors) == 1 and "closed" in errors[0]
+    assert pool.workers == []
 
 
 def test_decoder_processes_exit_when_their_caller_is_killed(tmp_path):
