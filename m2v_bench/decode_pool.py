@@ -2,7 +2,7 @@
 
 PyAV gives up the GIL inside each libav call and takes it back between frames, so a decoder thread beside a thread
 that keeps the GIL busy (the model's: ``generate`` on a GPU is Python launching kernels) waits for the GIL at every
-frame: 43x slower than alone (``bench/eval.py``). A :class:`DecodePool` decodes in worker processes of its own.
+frame: 43-52x slower than alone (``bench/eval.py``). A :class:`DecodePool` decodes in worker processes of its own.
 
 The workers are plain ``python -c`` processes that import the decoders only. multiprocessing's spawn and forkserver
 would import the caller's main module again in every worker (lmms-eval's CLI: 6 s and 1 GB each), and fork is unsafe
@@ -43,7 +43,7 @@ _SERVE = """\
 import importlib.util, os, sys
 root = {root!r}
 spec = importlib.util.find_spec("m2v_bench")
-if spec is None or os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))) != root:
+if spec is None or not spec.origin or os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))) != root:
     sys.path.insert(0, root)  # the caller's m2v_bench (a checkout on a path it added), not another one
 from m2v_bench.decode_pool import serve
 serve()
