@@ -155,7 +155,8 @@ class _Worker:
         outgrown = self.block is None or array.nbytes > self.block.size
         if array.nbytes and outgrown and _room_in_shared_memory(array.nbytes):
             self.free_block()
-            self.block = shared_memory.SharedMemory(create=True, size=array.nbytes)
+            with contextlib.suppress(OSError):  # no block to be had (limits, a full /dev/shm): the pipe it stays
+                self.block = shared_memory.SharedMemory(create=True, size=array.nbytes)
         return array
 
     def free_block(self) -> None:

@@ -484,3 +484,18 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_no_block_to_be_had_keeps_the_pipe_and_the_worker(gop_clip, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    pool = DecodePool(FrameSampler(threads=1), 1)
+    try:
+        worker = pool.workers[0]
+        monkeypatch.setattr("m2v_bench.decode_pool.shared_memory.SharedMemory", refuse)
+        for _ in range(2):
+            assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)
+        assert pool.workers[0] is worker and worker.block is None  # not taken for a dead worker
+    finally:
+        pool.close()
