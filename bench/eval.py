@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from m2v_bench.decode_pool import DecodePool
-from m2v_bench.frames import FrameSampler
+from m2v_bench.frames import FrameSampler, available_cores
 from m2v_bench.manifest import Record, write_manifest
 from m2v_bench.media import write_video
 from m2v_bench.models.families import FAMILIES
@@ -194,7 +194,7 @@ def main() -> None:
         help="time the real-shape checkpoints on DEVICE too (default: cuda when there is a GPU)",
     )
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
