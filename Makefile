@@ -40,9 +40,12 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed (needs root for apt-get): the browser test will be skipped"
 
+# ruff, then import-linter's layer and no-cycle contracts (pyproject.toml [tool.importlinter]) on the package as
+# it installs (.ci/lint_imports.py lays it out: grimp cannot see the editable install's mapped folders).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python .ci/lint_imports.py
 
 install: $(VENV)/.editable
 

@@ -38,11 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from m2v_bench.decode_pool import DecodePool
-from m2v_bench.frames import FrameSampler, available_cores
+from m2v_bench.frames import FrameSampler
+from m2v_bench.frames.pool import DecodePool
 from m2v_bench.manifest import Record, write_manifest
 from m2v_bench.media import write_video
 from m2v_bench.models.families import FAMILIES
+from m2v_bench.settings import available_cores
+from m2v_bench.testing.tiny import build_tiny
 
 TIMING_ENV = "M2V_BENCH_TIMING"
 
@@ -157,7 +159,7 @@ def measure_real_shapes(clips: list[Path], device: str, batch_size: int) -> None
 
     from m2v_bench.models.generation import Generator
     from m2v_bench.models.loading import load
-    from m2v_bench.models.tiny import build_real_shape
+    from m2v_bench.testing.tiny import build_real_shape
 
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
     items = [(f"clip {n}: is it hateful?", [str(clip)]) for n, clip in enumerate(clips)]
@@ -214,7 +216,7 @@ def main() -> None:
                                   text=f"clip {n} " + "words " * (n % 7), label_space="hateful", source="hatemm",
                                   media=f"videos/v{n}.mp4"))  # fmt: skip
         write_manifest(root / "data" / "hatemm" / "test.jsonl", records)
-        model = FAMILIES["llava_next_video"].build_tiny(root / "tiny")
+        model = build_tiny("llava_next_video", root / "tiny")
         view = FAMILIES["llava_next_video"].video_view(16)
 
         measure_gil(sources[:2], view)

@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from m2v_bench.leaderboard import views
-from m2v_bench.leaderboard.store import Store, Submission
-from m2v_bench.leaderboard.submit import current_task_version, submit
 
 from m2v_bench.datasets import DATASETS as SPECS
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, get_label_space
+from m2v_bench.leaderboard import views
+from m2v_bench.leaderboard.store import Store, Submission
+from m2v_bench.leaderboard.submit import current_task_version, submit
 from m2v_bench.manifest import Record, split_hash, write_manifest
-from m2v_bench.models.loading import PROVENANCE_FILE
+from m2v_bench.models.provenance import PROVENANCE_FILE
 
 N = 1000
 DATASETS = {"mhc": "offensive", "hatemm": "hateful", "fhm": "hateful", "mami": "misogynous"}
@@ -111,6 +111,7 @@ def bench_api(root: Path, submissions: int, requests: int) -> list[tuple[str, fl
 
     import httpx
     import uvicorn
+
     from m2v_bench.leaderboard.server import create_app
     from m2v_bench.leaderboard.service import Config
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from m2v_bench.manifest import Record, write_manifest
 from m2v_bench.media import write_video
-from m2v_bench.models.families import FAMILIES
+from m2v_bench.testing.tiny import build_tiny
 from m2v_bench.validate import media_problems
 
 
@@ -58,7 +58,7 @@ def main() -> None:
         probe = time.perf_counter() - t0
         assert problems == [], problems[:3]
 
-        model = FAMILIES["llava_next_video"].build_tiny(root / "tiny")
+        model = build_tiny("llava_next_video", root / "tiny")
         env = {**os.environ, "M2V_DATA_DIR": str(root / "data"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         cmd = [str(Path(sys.executable).parent / "lmms-eval"), "--model", "m2v", "--model_args",
                f"pretrained={model},frames=16", "--tasks", "m2v_hatemm", "--device", "cpu", "--batch_size", "8",

@@ -6,17 +6,22 @@ import argparse
 import os
 from pathlib import Path
 
+from m2v_bench.atomic import check_folder_target
+from m2v_bench.data_dir import data_dir
+from m2v_bench.errors import M2VError
+from m2v_bench.leaderboard import BOARDS, OFFICIAL_TASKS
+from m2v_bench.leaderboard.store import Store
+
+# The commands import the rest of the leaderboard (pandas, pydantic, FastAPI, Gradio, httpx) in their bodies, for
+# start-up time: `m2v-bench --help` and every other command must not pay for them.
+
 
 def _store(args):
-    from m2v_bench.leaderboard.store import Store
-
     return Store(args.db)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.submit import describe, submit
-
-    from m2v_bench.data_dir import data_dir
+    from m2v_bench.leaderboard.submit import describe, submit  # start-up time: it loads the model stack
 
     describe(args.checkpoint)  # a bad provenance is refused before the database is opened (or created)
     rows = submit(_store(args), args.checkpoint, args.results, args.data_dir or data_dir(), name=args.name,
@@ -30,7 +35,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard import views
+    from m2v_bench.leaderboard import views  # start-up time: it loads the model stack
 
     store = _store(args)
     tables = {"substitution": [views.substitution(store, args.board)],
@@ -44,9 +49,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.site import build
-
-    from m2v_bench.atomic import check_folder_target
+    from m2v_bench.leaderboard.site import build  # start-up time: it loads the model stack
 
     check_folder_target(args.out)
     pages = build(_store(args), args.out)
@@ -73,7 +76,6 @@ TOKEN_ENV = "M2V_LEADERBOARD_TOKEN"
 
 
 def _token(args) -> str:
-    from m2v_bench.errors import M2VError
 
     if args.token_file is not None:
         return args.token_file.read_text(encoding="utf-8").strip()
@@ -84,10 +86,8 @@ def _token(args) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.server import serve
-    from m2v_bench.leaderboard.service import Config
-
-    from m2v_bench.data_dir import data_dir
+    from m2v_bench.leaderboard.server import serve  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard.service import Config  # start-up time: it loads the model stack
 
     config = Config(db=args.db, data_dir=args.data_dir or data_dir(), model_dirs=args.model_dir, token=_token(args),
                     lease_s=args.lease_s, rate_limit=args.rate_limit, rate_window_s=args.rate_window_s)  # fmt: skip
@@ -97,9 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.worker import Worker, WorkerConfig
-
-    from m2v_bench.data_dir import data_dir
+    from m2v_bench.leaderboard.worker import Worker, WorkerConfig  # start-up time: it loads the model stack
 
     config = WorkerConfig(server=args.server, token=_token(args), data_dir=args.data_dir or data_dir(),
                           work_dir=args.work_dir, tasks=tuple(args.tasks.split(",")), device=args.device,
@@ -111,8 +109,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from m2v_bench.leaderboard.views import BOARDS
-
     top = sub.add_parser(
         "leaderboard",
         help="submit results, show tables, build the site",
@@ -158,8 +154,6 @@ def add_parser(sub) -> None:
     p.add_argument("--rate-window-s", type=float, default=3600.0)
     p.add_argument("--no-ui", action="store_true", help="the JSON API only")
     p.set_defaults(func=cmd_serve)
-    from m2v_bench.leaderboard.worker import OFFICIAL_TASKS
-
     p = steps.add_parser("worker", help="claim queued requests from a server and evaluate them with lmms-eval")
     p.add_argument("--server", required=True, help="the leaderboard's URL, e.g. http://lb.example:7860")
     p.add_argument("--token-file", type=Path, default=None, help=f"worker token (default: ${TOKEN_ENV})")

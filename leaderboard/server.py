@@ -16,47 +16,16 @@ import hmac
 import json
 import logging
 import threading
-from typing import Annotated, Any
-
-from m2v_bench.leaderboard.service import Config, RateLimiter, RequestError, make_request, verify_upload
-from m2v_bench.leaderboard.store import Store
-from pydantic import BaseModel, Field
+from typing import Annotated
 
 from m2v_bench.errors import M2VError
+from m2v_bench.leaderboard import views
+from m2v_bench.leaderboard.api import PUBLIC_JOB_FIELDS, Claim, EvalRequest, Fail, Finish, Heartbeat
+from m2v_bench.leaderboard.service import Config, RateLimiter, RequestError, make_request, verify_upload
+from m2v_bench.leaderboard.store import Store
+from m2v_bench.leaderboard.ui import make_ui
 
 logger = logging.getLogger(__name__)
-
-
-class EvalRequest(BaseModel):
-    name: str = Field(max_length=128)
-    base_model: str = Field(max_length=1024)
-    adapter: str | None = Field(default=None, max_length=1024)
-    revision: str | None = Field(default=None, max_length=64)
-
-
-class Claim(BaseModel):
-    worker: str = Field(max_length=200)
-
-
-class Heartbeat(BaseModel):
-    claim: str = Field(max_length=64)
-    log: str = Field(default="", max_length=100_000)
-
-
-class Finish(BaseModel):
-    claim: str = Field(max_length=64)
-    files: dict[str, str]
-    provenance: dict[str, Any] | None = None
-    environment: dict[str, Any] = Field(default_factory=dict)
-
-
-class Fail(BaseModel):
-    claim: str | None = Field(default=None, max_length=64)
-    error: str = Field(max_length=10_000)
-
-
-PUBLIC_JOB_FIELDS = ("id", "name", "base_model", "adapter", "revision", "state", "attempts", "error", "created_at",
-                     "updated_at", "log")  # fmt: skip
 
 
 class Leaderboard:
@@ -92,8 +61,6 @@ class Leaderboard:
 
     def table_json(self, view: str, board: str) -> bytes:
         """A view as JSON text, recomputed only when the database changed since it was last computed."""
-        from m2v_bench.leaderboard import views
-
         with self.lock:
             key = (view, board, *self._generation())
             if key in self._tables:
@@ -116,9 +83,9 @@ class RateLimited(M2VError):
 
 def create_app(config: Config, ui: bool = True):
     """The FastAPI app (and the Gradio UI at /ui unless ``ui=False``)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request, Response
-    from fastapi.responses import RedirectResponse
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi import Depends, FastAPI, HTTPException, Request, Response  # imported here for start-up time
+    from fastapi.responses import RedirectResponse  # imported here for start-up time
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # imported here for start-up time
 
     if not config.token:
         raise M2VError("the leaderboard server needs a worker token (--token-file or $M2V_LEADERBOARD_TOKEN)")
@@ -210,14 +177,13 @@ def create_app(config: Config, ui: bool = True):
         return {"state": "FAILED"}
 
     if ui:
-        import gradio as gr
-        from m2v_bench.leaderboard.ui import make_ui
+        import gradio as gr  # imported here for start-up time
 
         app = gr.mount_gradio_app(app, make_ui(lb), path="/ui")
     return app
 
 
 def serve(config: Config, host: str, port: int, ui: bool = True) -> None:
-    import uvicorn
+    import uvicorn  # imported here for start-up time
 
     uvicorn.run(create_app(config, ui=ui), host=host, port=port, log_level="info")

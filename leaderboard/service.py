@@ -19,10 +19,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from m2v_bench.leaderboard.store import Store, Submission
-from m2v_bench.leaderboard.submit import RUN, SubmissionError, check_name, evaluate_logs, model_args
-
 from m2v_bench.errors import M2VError
+from m2v_bench.leaderboard.runs import RUN
+from m2v_bench.leaderboard.store import Store, Submission
+from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
 
 logger = logging.getLogger(__name__)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
 from m2v_bench.leaderboard.store import Store
 from m2v_bench.leaderboard.views import Table, augmentation, format_cell, on_board, ranking, render, substitution
 
@@ -13,7 +15,6 @@ PAGES = {"index.html": "Overview", "substitution.html": "Substitution", "augment
 
 
 def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     return Environment(
         loader=PackageLoader("m2v_bench.leaderboard", "templates"),
@@ -43,10 +44,10 @@ def page(title: str, **content) -> str:
 
 def plot_by_strategy(table: Table, out: Path) -> None:
     """Grouped bars: macro-F1 per (model, strategy, data) row, one group per target."""
-    import matplotlib
+    import matplotlib  # imported here for start-up time
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported here for start-up time
 
     columns = [c for c in table.frame.columns if c.endswith("M-F1")]
     rows = [r for _, r in table.frame.iterrows() if any(isinstance(r[c], float) for c in columns)]
@@ -86,10 +87,10 @@ def plot_scarcity(store: Store, out: Path, board: str = "paper") -> bool:
     points = scarcity_points(store, board)
     if not any(f < 1 for series in points.values() for f, _ in series):
         return False
-    import matplotlib
+    import matplotlib  # imported here for start-up time
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # imported here for start-up time
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for (family, strategy, target, status), series in sorted(points.items()):

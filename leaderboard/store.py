@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from m2v_bench.atomic import make_dirs
+from m2v_bench.data_dir import paper_test_hash
 from m2v_bench.errors import M2VError
 
 MIGRATIONS = [
@@ -152,8 +153,6 @@ class Store:
     def _identify_old_test_sets(self) -> None:
         """Results stored before rows had a test set: ``paper`` where the stored hash is the paper's test split,
         else ``custom`` (the column's default), so that nothing unknown lands on the public board."""
-        from m2v_bench.data_dir import paper_test_hash
-
         for (dataset,) in self.db.execute("SELECT DISTINCT dataset FROM results").fetchall():
             expected = paper_test_hash(dataset)
             if expected is not None:

@@ -18,47 +18,26 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from m2v_bench.leaderboard.store import NameTaken, Store, Submission
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+import yaml
 
+from m2v_bench.data_dir import identify_test_set
 from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.jsonl import read_jsonl
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, get_label_space
+from m2v_bench.leaderboard.runs import newest_run
+from m2v_bench.leaderboard.store import NameTaken, Store, Submission
 from m2v_bench.manifest import read_manifest, split_hash
-from m2v_bench.metrics import INVALID, auroc, classification_metrics
-from m2v_bench.models.loading import PROVENANCE_FILE
-from m2v_bench.registry import STRATEGIES, meme_sources, parse_task, video_targets
+from m2v_bench.metrics import INVALID, auroc, classification_metrics, macro_f1_ci
+from m2v_bench.models.loading import detect_family
+from m2v_bench.models.provenance import PROVENANCE_FILE, read_provenance, validate_provenance
+from m2v_bench.registry import STRATEGIES, parse_task
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-CI_RESAMPLES = 1000
 
 
 class SubmissionError(M2VError):
     """A submission the leaderboard does not accept; the message says why."""
-
-
-def macro_f1_ci(golds: np.ndarray, preds: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of macro-F1 (scipy), resampling samples with their predictions."""
-    from scipy.stats import bootstrap
-
-    def statistic(g, p, axis=-1):
-        scores = []
-        for label in (0, 1):
-            tp = np.sum((p == label) & (g == label), axis=axis)
-            fp = np.sum((p == label) & (g != label), axis=axis)
-            fn = np.sum((p != label) & (g == label), axis=axis)
-            denominator = 2 * tp + fp + fn
-            scores.append(np.divide(2 * tp, denominator, out=np.zeros(np.shape(tp), float), where=denominator > 0))
-        return (scores[0] + scores[1]) / 2
-
-    if len(golds) < 2:
-        value = float(statistic(golds, preds))
-        return value, value
-    result = bootstrap((golds, preds), statistic, paired=True, vectorized=True, n_resamples=CI_RESAMPLES,
-                       confidence_level=confidence, method="percentile", random_state=0)  # fmt: skip
-    low, high = result.confidence_interval
-    return float(np.nan_to_num(low)), float(np.nan_to_num(high))
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -88,40 +67,22 @@ def read_samples(path: Path) -> list[dict]:
     return items
 
 
-RUN = re.compile(r"(?P<stamp>\d{8}_\d{6})_samples_(?P<task>.+)\.jsonl")
-
-
 def find_logs(results_dir: Path) -> tuple[Path, dict[str, Path]]:
-    """The newest lmms-eval run in an output folder: (its ``*_results.json``, task -> per-sample log). Runs are told
-    apart, and ordered, by the timestamp lmms-eval puts in front of every file it writes (``20261126_050143_...``);
-    only the newest run counts, whatever the files' modification times."""
-    if not results_dir.is_dir():
-        raise SubmissionError(f"{results_dir}: no such lmms-eval output folder")
-    runs: dict[tuple[str, Path], dict[str, Path]] = {}
-    for path in sorted(results_dir.rglob("*_samples_*.jsonl")):
-        match = RUN.fullmatch(path.name)
-        if match is None:
-            raise SubmissionError(f"{path}: not an lmms-eval per-sample log name (<timestamp>_samples_<task>.jsonl)")
-        task = match["task"]
+    """The newest lmms-eval run in an output folder (:func:`~m2v_bench.leaderboard.runs.newest_run`): (its
+    ``*_results.json``, task -> per-sample log), every task an m2v task."""
+    run = newest_run(results_dir, SubmissionError)
+    for task, path in run.logs.items():
         if parse_task(task) is None:
             raise SubmissionError(f"{path}: unknown task {task!r}; the leaderboard takes the m2v tasks")
-        runs.setdefault((match["stamp"], path.parent), {})[task] = path
-    if not runs:
-        raise SubmissionError(
-            f"{results_dir}: no per-sample log (*_samples_<task>.jsonl); run lmms-eval --log_samples"
-        )
-    (stamp, folder), logs = max(runs.items(), key=lambda run: run[0][0])
-    results = folder / f"{stamp}_results.json"
-    if not results.is_file():
-        raise SubmissionError(f"{results}: missing; submit the whole lmms-eval output folder of the run")
-    return results, logs
+    if not run.results.is_file():
+        raise SubmissionError(f"{run.results}: missing; submit the whole lmms-eval output folder of the run")
+    return run.results, run.logs
 
 
 def current_task_version(task: str) -> int:
     """``metadata.version`` of the installed task template (``_default_template_yaml``, which the score variants'
     template includes; a task's own YAML sets no version), so a task registered at run time is versioned like the
     bundled ones."""
-    import yaml
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -209,8 +170,6 @@ def check_predictions(task: str, items: list[dict], where: Path) -> None:
 def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[str, str, str]:
     """Check a task's samples against the current test manifest; returns (dataset, test hash, test set), the test set
     being the leaderboard's own identification of its manifest (``paper``, ``sample`` or ``custom``)."""
-    from m2v_bench.data_dir import identify_test_set
-
     dataset, _variant = parse_task(task)
     manifest = data_dir / dataset / "test.jsonl"
     if not manifest.is_file():
@@ -238,58 +197,12 @@ def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[s
     return dataset, expected, test_set
 
 
-class Provenance(BaseModel):
-    """The schema of ``m2v_provenance.json`` as the leaderboard reads it (other keys are kept as they are)."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-    family: str
-    base_model: str = Field(min_length=1)
-    strategy: str
-    target: str | None = None
-    meme_source: str | None = None
-    video_fraction: float | None = Field(default=None, gt=0, le=1)
-    prompt_version: int | None = None
-
-    @field_validator("family", "strategy", "target", "meme_source")
-    @classmethod
-    def _known(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Each of these names one entry of the registry (None: not given, where the field allows it)."""
-        from m2v_bench.models.families import FAMILIES
-
-        known = {"family": list(FAMILIES), "strategy": list(STRATEGIES), "target": video_targets(),
-                 "meme_source": meme_sources()}[info.field_name]  # fmt: skip
-        if value is not None and value not in known:
-            raise ValueError(f"unknown {info.field_name.replace('_', ' ')}; one of {', '.join(known)}")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        strategy = STRATEGIES[self.strategy]
-        if strategy.trains and self.target is None:
-            raise ValueError(f"target: required for strategy {self.strategy}")
-        if (strategy.memes is not None) != (self.meme_source is not None):
-            raise ValueError(f"meme_source: {'required' if strategy.memes else 'not allowed'} for {self.strategy}")
-        return self
-
-
-def validate_provenance(provenance, where: str) -> dict:
-    """The provenance checked against :class:`Provenance`; the error names the field."""
-    try:
-        return Provenance.model_validate(provenance).model_dump()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(map(str, error["loc"])) or str(error["msg"]).split(":", 1)[0].removeprefix("Value error, ")
-        raise SubmissionError(f"{where}: provenance field {field!r}: {error['msg']}") from None
-
-
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 def describe(checkpoint: str) -> dict:
     """The validated provenance of a fine-tuned checkpoint (which must hold adapter weights), or a No-FT description
     of a base model."""
-    from m2v_bench.models.loading import detect_family, read_provenance
-
     path = Path(checkpoint)
     if path.is_dir() and (path / PROVENANCE_FILE).is_file():
         where = str(path / PROVENANCE_FILE)
@@ -297,7 +210,7 @@ def describe(checkpoint: str) -> dict:
             provenance = read_provenance(str(path))
         except ValueError as exc:
             raise SubmissionError(f"{where}: not JSON ({exc})") from None
-        provenance = validate_provenance(provenance, where)
+        provenance = validate_provenance(provenance, where, SubmissionError)
         if STRATEGIES[provenance["strategy"]].trains and not (
             (path / "adapter_config.json").is_file() and any((path / w).is_file() for w in ADAPTER_WEIGHTS)
         ):
@@ -319,7 +232,7 @@ def evaluate_logs(
     per-sample records, the run's lmms-eval config). ``provenance``: for a checkpoint that is not a local folder (a
     hub adapter), the provenance its worker read, validated here. Nothing is stored."""
     if provenance is not None and not Path(checkpoint).is_dir():
-        provenance = validate_provenance(provenance, f"{checkpoint} (provenance sent by the worker)")
+        provenance = validate_provenance(provenance, f"{checkpoint} (provenance sent by the worker)", SubmissionError)
     else:
         provenance = describe(checkpoint)
     results_json, logs = find_logs(results_dir)

@@ -7,6 +7,13 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+from pydantic import ValidationError
+
+from m2v_bench.leaderboard.api import EvalRequest
+from m2v_bench.leaderboard.site import plot_by_strategy, plot_scarcity
+from m2v_bench.leaderboard.views import augmentation, escape_markdown, ranking, render, substitution
+
 ABOUT = """
 ## m2v-bench leaderboard
 
@@ -32,8 +39,6 @@ def _frames(lb, view: str, board: str):
     tables = lb.table(view, board)
     frames = []
     for table in tables:
-        import pandas as pd
-
         frame = pd.DataFrame(table["rows"], columns=table["columns"]).astype(object)
         frames.append((table["title"], frame.where(frame.notna(), "-"), table["notes"]))
     return frames
@@ -42,10 +47,7 @@ def _frames(lb, view: str, board: str):
 def make_ui(lb):
     """The Gradio Blocks of the leaderboard (not launched: the server mounts them)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
-    from m2v_bench.leaderboard.server import EvalRequest
-    from m2v_bench.leaderboard.site import plot_by_strategy, plot_scarcity
-    from m2v_bench.leaderboard.views import augmentation, escape_markdown, ranking, render, substitution
+    import gradio as gr  # imported here for start-up time
 
     def table_values():
         values = []
@@ -72,7 +74,6 @@ def make_ui(lb):
             str(out / "scarcity.png") if scarcity else None)  # fmt: skip
 
     def queue_values():
-        import pandas as pd
 
         jobs = lb.jobs()
         columns = ["id", "name", "state", "base_model", "adapter", "attempts", "updated_at", "error"]
@@ -85,7 +86,6 @@ def make_ui(lb):
         return "no such job"
 
     def submit(name, base_model, adapter, revision, request: gr.Request):
-        from pydantic import ValidationError
 
         client = request.client.host if request and request.client else "unknown"
         try:

@@ -17,10 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pytablewriter import MarkdownTableWriter
+from typepy import String
+
+from m2v_bench.csvio import spreadsheet_safe
+from m2v_bench.datasets import DATASETS
+from m2v_bench.leaderboard import BOARDS
 from m2v_bench.leaderboard.published import TEST_SETS, published_rows
 from m2v_bench.leaderboard.store import Store
-
-from m2v_bench.datasets import DATASETS
+from m2v_bench.metrics import mcnemar_p
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.registry import STRATEGIES, video_targets
 
@@ -31,8 +36,6 @@ PAPER_COLUMNS = ["Model", "Strategy", "Fine-tune data", "Source", "Test set"]
 RANKING_COLUMNS = ["Submission", "Model", "Strategy", "Status", "Test set", "n", "M-F1", "M-F1 95% CI", "Acc", "F1",
                    "Invalid", "AUROC", "McNemar p vs No-FT"]  # fmt: skip
 DESCRIPTIVE = set(PAPER_COLUMNS) | set(RANKING_COLUMNS[:6])
-BOARDS = ("paper", "sample")
-"""``paper``: results on the paper's test sets (the public board); ``sample``: on sample or custom test sets."""
 STATUS_ORDER = ("verified", "self-reported")
 
 
@@ -182,20 +185,6 @@ def augmentation(store: Store, board: str = "paper") -> Table:
     )  # fmt: skip
 
 
-def mcnemar_p(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> float | None:
-    """Exact McNemar test (binomial on the discordant pairs, scipy) of two submissions' (gold, pred) on the same
-    samples (``Store.predictions``)."""
-    from scipy.stats import binomtest
-
-    if not a or set(a) != set(b):
-        return None
-    only_a = sum(1 for i in a if (a[i][1] == a[i][0]) and (b[i][1] != b[i][0]))
-    only_b = sum(1 for i in a if (a[i][1] != a[i][0]) and (b[i][1] == b[i][0]))
-    if only_a + only_b == 0:
-        return 1.0
-    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
-
-
 def ranking(store: Store, board: str = "paper") -> list[Table]:
     """One table per (task, status) on a board: the verified ranking first, the self-reported one apart."""
     submissions = {s.name: s for s in store.submissions()}
@@ -251,7 +240,6 @@ def _ranking_row(store: Store, r: dict, sub, no_ft: dict, baselines: dict, task:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~])")
 """What can start markup in a cell: backslash, code, emphasis, links, raw HTML, strike-through (pytablewriter
 escapes the pipes that would end a cell)."""
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def format_cell(value) -> str:
@@ -269,19 +257,10 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()).replace("&", "&amp;"))
 
 
-def safe_csv_cell(text: str) -> str:
-    """A spreadsheet must not read a cell as a formula: one that starts with = + - @ (or a tab/CR) gets a quote
-    (a lone "-", the empty-value mark, is no formula)."""
-    return f"'{text}" if text.startswith(_FORMULA_START) and text != "-" else text
-
-
 def render(table: Table, style: str = "markdown") -> str:
     """A table as Markdown (best values in bold), CSV or LaTeX; text from submissions is escaped for each."""
     frame = table.frame
     if style == "markdown":
-        from pytablewriter import MarkdownTableWriter
-        from typepy import String
-
         matrix = []
         for i, row in enumerate(frame.itertuples(index=False)):
             cells = []
@@ -296,8 +275,8 @@ def render(table: Table, style: str = "markdown") -> str:
         )  # fmt: skip
         return writer.dumps()
     if style == "csv":
-        text = frame.map(format_cell).map(safe_csv_cell)
-        text.columns = [safe_csv_cell(str(c)) for c in frame.columns]
+        text = frame.map(format_cell).map(spreadsheet_safe)
+        text.columns = [spreadsheet_safe(str(c)) for c in frame.columns]
         return text.to_csv(index=False, lineterminator="\n").rstrip("\n")
     if style == "latex":
         # pandas escapes & % $ # _ { } ~ ^ \ in every string cell and header (escape=True)

@@ -11,7 +11,6 @@ lease (the heartbeat is refused) stops its run.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 import os
 import platform
@@ -24,12 +23,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m2v_bench import __version__
 from m2v_bench.errors import M2VError
+from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION
+from m2v_bench.leaderboard import OFFICIAL_TASKS
+from m2v_bench.leaderboard.runs import newest_run
+from m2v_bench.leaderboard.submit import current_task_version
+from m2v_bench.models.provenance import fetch_provenance
 
 logger = logging.getLogger(__name__)
-
-OFFICIAL_TASKS = ("m2v_mhc", "m2v_hatemm")
-"""What a verified run evaluates: the paper's two video targets, plain view."""
 
 
 @dataclass
@@ -53,10 +55,6 @@ class WorkerConfig:
 
 def environment(config: WorkerConfig, device: str) -> dict:
     """The software and hardware a verified result was made with."""
-    from m2v_bench.leaderboard.submit import current_task_version
-
-    from m2v_bench import __version__
-    from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION
 
     def version(package: str) -> str | None:
         try:
@@ -66,7 +64,7 @@ def environment(config: WorkerConfig, device: str) -> dict:
 
     accelerator = None
     if device.startswith("cuda"):
-        import torch
+        import torch  # imported here for start-up time
 
         accelerator = torch.cuda.get_device_name(0)
     return {"m2v_bench": __version__, "lmms_eval": version("lmms_eval"), "transformers": version("transformers"),
@@ -79,7 +77,7 @@ def environment(config: WorkerConfig, device: str) -> dict:
 def _device(config: WorkerConfig) -> str:
     if config.device:
         return config.device
-    import torch
+    import torch  # imported here for start-up time
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -100,37 +98,12 @@ def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -
 
 def collect_run(out: Path) -> dict[str, str]:
     """The newest run's results.json and per-sample logs, {file name: text}."""
-    from m2v_bench.leaderboard.submit import RUN
-
-    runs: dict[str, list[Path]] = {}
-    for path in out.rglob("*.json*"):
-        stamp = path.name[:15]
-        if RUN.fullmatch(path.name) or path.name == f"{stamp}_results.json":
-            runs.setdefault(stamp, []).append(path)
-    if not runs:
-        raise M2VError(f"lmms-eval wrote no output under {out}")
-    newest = runs[max(runs)]
-    return {p.name: p.read_text(encoding="utf-8") for p in newest}
-
-
-def adapter_provenance(adapter: str | None, revision: str | None = None) -> dict | None:
-    """The adapter's m2v_provenance.json: from its folder, or from its hub repository at ``revision`` (the snapshot
-    the evaluation downloaded)."""
-    from m2v_bench.models.loading import PROVENANCE_FILE
-
-    if not adapter:
-        return None
-    if Path(adapter).is_dir():
-        path = Path(adapter) / PROVENANCE_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    from transformers.utils import cached_file  # the hub download transformers itself uses
-
-    return json.loads(Path(cached_file(adapter, PROVENANCE_FILE, revision=revision)).read_text(encoding="utf-8"))
+    return {p.name: p.read_text(encoding="utf-8") for p in newest_run(out).files()}
 
 
 class Worker:
     def __init__(self, config: WorkerConfig):
-        import httpx
+        import httpx  # imported here for start-up time
 
         self.config = config
         self.http = httpx.Client(base_url=config.server.rstrip("/"), timeout=config.timeout_s,
@@ -173,7 +146,7 @@ class Worker:
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": str(exc)[-9000:]})
             return job
         try:
-            provenance = adapter_provenance(job.get("adapter"), job.get("revision"))
+            provenance = fetch_provenance(job.get("adapter"), job.get("revision"))
         except Exception as exc:  # a hub adapter without m2v_provenance.json, or no hub: the job fails with why
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": f"provenance: {exc}"})
             return job

@@ -13,6 +13,7 @@ any other ``OSError`` stays a bug with a traceback.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,7 +68,8 @@ def atomic_write(
 ) -> Path:
     """Write a text file atomically: ``write(fh)`` fills a temporary file beside ``path``; ``check(tmp)`` reads it
     back (the reader of that kind of file; it raises on anything it would reject), then the temporary file replaces
-    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
+    ``path`` and the rename is made durable (:func:`fsync_dir`). On any error the temporary file is removed and
+    ``path`` is untouched."""
     path = Path(path)
     if path.is_dir():
         raise M2VError(f"{path}: is a folder; give a file path to write")
@@ -92,6 +94,7 @@ def atomic_write(
                 raise error from None
         with user_path(path, "write"):
             os.replace(tmp, path)
+        fsync_dir(path.parent)
         done = True
     finally:
         with contextlib.suppress(OSError):
@@ -103,12 +106,25 @@ def atomic_write(
     return path
 
 
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a rename in ``folder`` durable, so a caller may act on it (delete what was merged into the new file); a
+    no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, check: Callable[[Path], Any] | None = None) -> Path:
     return atomic_write(path, lambda fh: fh.write(text), check)
 
 
 def check_json(tmp: Path) -> None:
     """Read back a JSON file (a reader for :func:`atomic_write`)."""
-    import json
-
     json.loads(tmp.read_text(encoding="utf-8"))

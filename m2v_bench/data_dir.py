@@ -3,7 +3,7 @@
 - ``M2V_DATA_DIR=DIR``: a prepared folder (``<DIR>/<dataset>/<split>.jsonl``, as ``m2v-bench prepare --out DIR``
   writes it).
 - ``M2V_DATA_DIR=sample``: the bundled synthetic sample data (made on first use, see
-  :func:`m2v_bench.sample_data.default_prepared_dir`). Only when asked for: its numbers mean nothing for a real model.
+  m2v_bench.sample_data.default_prepared_dir). Only when asked for: its numbers mean nothing for a real model.
 - unset: the default data location, ``$XDG_DATA_HOME/m2v-bench`` (``~/.local/share/m2v-bench``), which is also where
   ``m2v-bench prepare`` writes when ``--out`` is not given. A dataset not prepared there is an error that names the
   ``m2v-bench prepare`` command; nothing falls back to synthetic data.
@@ -20,44 +20,19 @@ import json
 import os
 from pathlib import Path
 
+from m2v_bench.datasets import DATASETS, bundled_paper_table
 from m2v_bench.errors import ManifestError
-
-DATA_DIR_ENV = "M2V_DATA_DIR"
-SAMPLE = "sample"
-SAMPLE_MARKER = "M2V_SAMPLE_DATA"
-"""A file at the root of generated sample data; `prepare` records that the data are synthetic."""
-
-
-CACHE_ENV = "M2V_CACHE"
-
-
-def cache_home() -> Path:
-    """Where m2v-bench keeps what it can make again (sample data, media probe results): ``$M2V_CACHE``, else
-    ``~/.cache/m2v-bench``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "m2v-bench").expanduser()
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base).expanduser() / "m2v-bench"
+from m2v_bench.manifest import split_hash
+from m2v_bench.sample_data import default_prepared_dir
+from m2v_bench.settings import DATA_DIR_ENV, SAMPLE, configured_data_dir, default_data_dir
 
 
 def data_dir() -> Path:
-    value = os.environ.get(DATA_DIR_ENV)
-    if value == SAMPLE:
-        from m2v_bench.sample_data import default_prepared_dir
-
+    """The prepared-data folder the tasks read: the sample data for ``M2V_DATA_DIR=sample``, else
+    :func:`m2v_bench.settings.configured_data_dir`."""
+    if os.environ.get(DATA_DIR_ENV) == SAMPLE:
         return default_prepared_dir()
-    if value:
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise ManifestError(
-                f"{DATA_DIR_ENV}={value} is not a folder; prepare data into it with "
-                f"`m2v-bench prepare <dataset> --root RAW --out {value}`, or set {DATA_DIR_ENV}={SAMPLE} for the "
-                "bundled synthetic sample data"
-            )
-        return path
-    return default_data_dir()
+    return configured_data_dir()
 
 
 def manifest_path(dataset: str, split: str = "test") -> Path:
@@ -76,9 +51,6 @@ def manifest_path(dataset: str, split: str = "test") -> Path:
 @functools.cache
 def paper_test_hash(dataset: str) -> str | None:
     """The content hash of the paper's test split of a dataset, from the bundled split table (None: no table)."""
-    from m2v_bench.datasets import DATASETS, bundled_paper_table
-    from m2v_bench.manifest import split_hash
-
     spec = DATASETS.get(dataset)
     if spec is None or not spec.has_paper_table:
         return None

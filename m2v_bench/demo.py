@@ -9,6 +9,7 @@ stops the run with its message.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import os
@@ -20,8 +21,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m2v_bench import reannotate as re_
+from m2v_bench.atomic import check_folder_target
 from m2v_bench.errors import M2VError
 from m2v_bench.registry import TRAINED_STRATEGIES, video_targets
+from m2v_bench.sample_data import SampleDataConfig, make_sample_data, prepare_sample_data
+from m2v_bench.settings import available_cores
+from m2v_bench.testing.tiny import TINY_BUILDERS, build_tiny
+from m2v_bench.validate import validate
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ class DemoConfig:
     shots: int = 2
     """Demonstrations per re-annotation prompt (the paper: 8; the tiny tokenizer makes 8 long and slow on a CPU)."""
     seed: int = 0
-    jobs: int = max(1, min(4, os.cpu_count() or 1))
+    jobs: int = max(1, min(4, available_cores()))
     """Trainings / evaluations run at once (one CPU thread each)."""
 
     @classmethod
@@ -106,32 +113,23 @@ class Demo:
     # -- stages
 
     def make_data(self) -> None:
-        from m2v_bench.sample_data import SampleDataConfig, make_sample_data
-
         make_sample_data(self.raw, SampleDataConfig(seed=self.config.seed))
 
     def prepare(self) -> None:
-        from m2v_bench.sample_data import prepare_sample_data
-
         for name, result in prepare_sample_data(self.raw, self.prepared).items():
             logger.info(f"      {name}: {len(result.records)} samples")
 
     def validate(self) -> None:
-        from m2v_bench.validate import validate
-
         report = validate(self.prepared, progress=False)
         if report.errors:
             raise M2VError(f"{len(report.errors)} validation error(s), e.g. {report.errors[0]}")
 
     def models(self) -> None:
-        from m2v_bench.models.families import FAMILIES
-
         for family in self.config.families:
-            FAMILIES[family].build_tiny(self.out / "models" / family)
+            build_tiny(family, self.out / "models" / family)
 
     def reannotate(self) -> None:
-        from m2v_bench import reannotate as re_
-        from m2v_bench.manifest import write_manifest
+        # the model stack is imported by the stages that run a model, for start-up time (`m2v-bench --help`)
         from m2v_bench.models.generation import Generator
         from m2v_bench.models.loading import load
 
@@ -149,9 +147,7 @@ class Demo:
             result = re_.vote(memes, predictions, human, target)
             if result.unresolved:
                 raise M2VError(f"{len(result.unresolved)} conflicts unresolved for {target}")
-            name = re_.aligned_name(self.config.meme_source, target)
-            write_manifest(self.prepared / name / "train.jsonl", result.records)
-            re_.write_paper_csv(work / f"{name}.csv", result.rows)
+            re_.write_aligned(self.prepared, result, memes_path, self.config.meme_source, target)
             stats = re_.agreement_stats(result.rows)
             logger.info(f"      -> {target}: {len(queue)} of {len(memes)} memes to annotate; labels flipped "
                   f"{stats['flips']['0->1'] + stats['flips']['1->0']}")  # fmt: skip
@@ -217,6 +213,7 @@ class Demo:
             raise M2VError(f"lmms-eval wrote no results for {out.name}; see {log}")
 
     def submit(self) -> None:
+        # the leaderboard (pandas, pydantic) is imported by the stages that use it, for start-up time
         from m2v_bench.leaderboard.site import build
         from m2v_bench.leaderboard.store import Store
         from m2v_bench.leaderboard.submit import submit
@@ -232,7 +229,7 @@ class Demo:
 
     def report(self) -> None:
         """The tables, read back from the leaderboard database."""
-        from m2v_bench.leaderboard import views
+        from m2v_bench.leaderboard import views  # start-up time: see submit
         from m2v_bench.leaderboard.store import Store
 
         store = Store(self.out / "leaderboard.sqlite")
@@ -262,3 +259,29 @@ def run(
     if targets:
         overrides["targets"] = tuple(dict.fromkeys(targets))
     Demo(out, DemoConfig(**{**config.__dict__, **overrides})).run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    check_folder_target(args.out, "--out")
+    run(args.out, quick=args.quick, seed=args.seed, jobs=args.jobs, families=args.family, targets=args.target)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the bundled synthetic data",
+        description="The paper in miniature on the bundled synthetic data: prepare -> validate -> re-annotate -> "
+        "train every strategy -> lmms-eval -> leaderboard tables and site.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--quick", action="store_true", help="one family, one target, fewer epochs (about 1.5 minutes on 2 CPUs)"
+    )
+    p.add_argument("--jobs", type=int, default=None, help="trainings/evaluations at once (default: CPUs, at most 4)")
+    p.add_argument(
+        "--family", action="append", choices=list(TINY_BUILDERS), help="only this model family (repeatable)"
+    )
+    p.add_argument("--target", action="append", choices=video_targets(), help="only this video dataset (repeatable)")
+    p.set_defaults(func=cmd_demo)

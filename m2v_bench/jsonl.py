@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import jsonlines
 
-from m2v_bench.atomic import user_path
+from m2v_bench.atomic import atomic_write, user_path
 from m2v_bench.errors import M2VError
 
 
@@ -71,7 +71,6 @@ def write_jsonl(
 ) -> int:
     """Write objects as JSONL, atomically (:func:`m2v_bench.atomic.atomic_write`): ``check`` reads the written file
     back before it replaces the old one (default: :func:`read_jsonl`). Returns the number written."""
-    from m2v_bench.atomic import atomic_write
 
     count = 0
 

@@ -154,9 +154,3 @@ def with_absolute_media(records: Iterable[Record], manifest_dir: str | os.PathLi
         dataclasses.replace(r, media=str(r.media_path(manifest_dir).resolve())) if r.media is not None else r
         for r in records
     ]
-
-
-def manifest_paths(prepared_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """The split files present in a prepared dataset folder, by split name."""
-    prepared_dir = Path(prepared_dir)
-    return {split: prepared_dir / f"{split}.jsonl" for split in SPLITS if (prepared_dir / f"{split}.jsonl").is_file()}

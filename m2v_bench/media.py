@@ -70,10 +70,6 @@ class TooLarge(MediaError):
     reason = "too-large"
 
 
-class WrongModality(MediaError):
-    reason = "wrong-modality"
-
-
 class NoFrames(MediaError):
     reason = "zero-frames"
 

@@ -1,5 +1,6 @@
 """The paper's metrics, in one place for the lmms-eval tasks and the leaderboard: accuracy, macro-F1, and the
-positive class's F1, precision and recall, plus the invalid-answer rate (and AUROC when label scores exist).
+positive class's F1, precision and recall, plus the invalid-answer rate (and AUROC when label scores exist), and
+the statistics over them: a bootstrap CI of macro-F1 and the exact McNemar test of two submissions.
 
 Predictions are 1 (positive), 0 (negative) or -1 (invalid: the answer parser found neither label, see
 :mod:`m2v_bench.labels`). Two conventions score an invalid answer:
@@ -12,7 +13,7 @@ Predictions are 1 (positive), 0 (negative) or -1 (invalid: the answer parser fou
   than ``macro_f1``'s convention would make a model that answered the wrong label, and it penalises chatty models
   as a label-only evaluation does.
 
-Everything is computed with scikit-learn.
+Everything is computed with scikit-learn and scipy.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 INVALID = -1
@@ -27,6 +29,8 @@ METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "invalid_rate", 
 """What a generating task reports (``tasks/_default_template_yaml`` lists the same, checked by a test)."""
 SCORE_METRICS = ("accuracy", "macro_f1", "f1", "precision", "recall", "auroc", "media_error_rate")
 """What a ``*_score`` task reports: its predictions are never invalid, and the label scores give AUROC."""
+CI_RESAMPLES = 1000
+"""Bootstrap resamples of a confidence interval (:func:`macro_f1_ci`)."""
 
 
 def _check(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,3 +78,40 @@ def auroc(golds: Sequence[int], scores: Sequence[float]) -> float:
     if len(set(y_true.tolist())) < 2:
         return float("nan")
     return float(roc_auc_score(y_true, np.asarray(scores, dtype=float)))
+
+
+# Statistics over one submission (a CI) or two on the same samples (McNemar), for the leaderboard.
+
+
+def macro_f1_ci(golds: np.ndarray, preds: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of macro-F1 (scipy), resampling samples with their predictions."""
+
+    def statistic(g, p, axis=-1):
+        scores = []
+        for label in (0, 1):
+            tp = np.sum((p == label) & (g == label), axis=axis)
+            fp = np.sum((p == label) & (g != label), axis=axis)
+            fn = np.sum((p != label) & (g == label), axis=axis)
+            denominator = 2 * tp + fp + fn
+            scores.append(np.divide(2 * tp, denominator, out=np.zeros(np.shape(tp), float), where=denominator > 0))
+        return (scores[0] + scores[1]) / 2
+
+    if len(golds) < 2:
+        value = float(statistic(golds, preds))
+        return value, value
+    result = bootstrap((golds, preds), statistic, paired=True, vectorized=True, n_resamples=CI_RESAMPLES,
+                       confidence_level=confidence, method="percentile", random_state=0)  # fmt: skip
+    low, high = result.confidence_interval
+    return float(np.nan_to_num(low)), float(np.nan_to_num(high))
+
+
+def mcnemar_p(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]) -> float | None:
+    """Exact McNemar test (binomial on the discordant pairs, scipy) of two submissions' (gold, pred) on the same
+    samples (``Store.predictions``)."""
+    if not a or set(a) != set(b):
+        return None
+    only_a = sum(1 for i in a if (a[i][1] == a[i][0]) and (b[i][1] != b[i][0]))
+    only_b = sum(1 for i in a if (a[i][1] != a[i][0]) and (b[i][1] == b[i][0]))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)

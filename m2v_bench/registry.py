@@ -7,6 +7,7 @@
   paper's tables they belong to.
 - **Tasks** (:func:`task_names`, :func:`parse_task`): ``m2v_<dataset><variant>``; the variants of a dataset follow
   from its modality (:data:`VARIANTS`), and each task's YAML lives in ``tasks/``.
+- **Aligned meme sets** (:func:`aligned_name`): a meme source re-annotated to a target, e.g. ``fhm_aligned_with_mhc``.
 - **Metrics**: :data:`m2v_bench.metrics.METRICS` and :data:`m2v_bench.metrics.SCORE_METRICS`.
 
 Everything else (the leaderboard's task check and tables, the re-annotation targets, the trainers' mixtures, the
@@ -119,21 +120,28 @@ def parse_task(task: str) -> tuple[str, str] | None:
     return None
 
 
-def task_view(task: str) -> str:
-    """What a task shows the model: ``video`` (the file), ``keyframe`` (the paper's LLaMA input) or ``image``."""
-    parsed = parse_task(task)
-    if parsed is None:
-        raise M2VError(f"{task!r} is not an m2v task")
-    dataset, variant = parsed
-    return "keyframe" if "keyframe" in variant else DATASETS[dataset].modality
-
-
 def task_metrics(task: str) -> tuple[str, ...]:
     """The metrics a task reports (the score variants report AUROC instead of the invalid-answer rate)."""
     parsed = parse_task(task)
     if parsed is None:
         raise M2VError(f"{task!r} is not an m2v task")
     return SCORE_METRICS if parsed[1] == "_score" else METRICS
+
+
+ALIGNED = "_aligned_with_"
+
+
+def aligned_name(source: str, target: str) -> str:
+    """The paper's name of a meme set re-annotated to a target's definition, e.g. ``fhm_aligned_with_mhc``: the
+    aligned manifest's folder (``<dir>/<name>/train.jsonl``), its records' ``dataset`` and the released CSV's stem."""
+    return f"{source}{ALIGNED}{target}"
+
+
+def parse_aligned_name(name: str) -> tuple[str, str] | None:
+    """``fhm_aligned_with_mhc`` -> ("fhm", "mhc"): the inverse of :func:`aligned_name` for registered datasets,
+    None for any other name."""
+    source, sep, target = name.partition(ALIGNED)
+    return (source, target) if sep and source in DATASETS and target in DATASETS else None
 
 
 def register_dataset(spec: DatasetSpec) -> None:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from m2v_bench.data_dir import cache_home
+from m2v_bench.settings import available_cores, cache_home
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class FileResultCache:
             else:
                 todo.append((index, path, file_identity(path) if path is not None else None))
         if todo:
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            with ThreadPoolExecutor(max_workers=available_cores()) as pool:
                 values = pool.map(lambda job: check(items[job[0]]), todo)
                 for (index, path, identity), value in zip(todo, values, strict=True):
                     results[index] = value

@@ -9,20 +9,26 @@ them), and a leak that the dataset registry lists as a known upstream leak (Mult
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pytablewriter import MarkdownTableWriter
 from tqdm import tqdm
 
+from m2v_bench.argtypes import non_negative_int
+from m2v_bench.atomic import atomic_write_text, check_json
 from m2v_bench.datasets import DATASETS, KnownLeak
 from m2v_bench.errors import M2VError, ManifestError
 from m2v_bench.jsonl import read_jsonl
 from m2v_bench.labels import LABEL_SPACES
 from m2v_bench.manifest import SPLITS, Record, record_from_json
 from m2v_bench.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, probe_image, probe_video
+from m2v_bench.registry import parse_aligned_name
+from m2v_bench.settings import available_cores
 from m2v_bench.stat_cache import FileResultCache
 
 ERROR, WARNING = "error", "warning"
@@ -124,7 +130,7 @@ def media_problems(
         cache = FileResultCache(f"media-probe-v{PROBE_VERSION}-{'deep' if deep else 'quick'}", manifest)
         results = cache.map(probe, records, lambda record: record.media_path(manifest.parent))
     else:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=available_cores()) as pool:
             desc = f"media {manifest.parent.name}"
             results = list(tqdm(pool.map(probe, records), total=len(records), desc=desc, unit="file",
                                 disable=not progress))  # fmt: skip
@@ -144,8 +150,9 @@ def _expected_for_folder(folder: Path) -> dict[str, str]:
     if name in DATASETS:
         spec = DATASETS[name]
         return {"dataset": name, "label_space": spec.label_space_name, "modality": spec.modality}
-    source, sep, target = name.partition("_aligned_with_")
-    if sep and source in DATASETS and target in DATASETS:
+    aligned = parse_aligned_name(name)
+    if aligned is not None:
+        target = aligned[1]
         return {"dataset": name, "label_space": DATASETS[target].label_space_name, "modality": "image"}
     return {}
 
@@ -262,3 +269,65 @@ def _validate_group(
         where_of = {id(record): where for record, where in entries}
         for record, kind, message in problems:
             report.issues.append(Issue(ERROR, kind, where_of[id(record)], record.id, message))
+
+
+# The `m2v-bench validate` command.
+
+
+def _summary_table(report) -> str:
+    rows: dict[tuple[str, str], list[int]] = {}
+    for (dataset, split, label), n in report.counts.items():
+        row = rows.setdefault((dataset, split), [0, 0, 0])
+        if label in (0, 1):
+            row[label] += n
+        else:
+            row[2] += n
+    per_sample: dict[tuple[str, str], list[int]] = {}
+    for issue in report.issues:
+        dataset = Path(issue.where.split(":")[0]).parent.name
+        split = Path(issue.where.split(":")[0]).stem
+        per_sample.setdefault((dataset, split), [0, 0])[0 if issue.severity == "error" else 1] += 1
+    writer = MarkdownTableWriter(
+        headers=["dataset", "split", "samples", "label 0", "label 1", "other label", "errors", "warnings"],
+        value_matrix=[
+            [d, s, sum(c), c[0], c[1], c[2], *per_sample.get((d, s), [0, 0])] for (d, s), c in sorted(rows.items())
+        ],
+        margin=1,
+    )
+    return writer.dumps()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = validate(args.path, check_media=not args.no_media, deep=args.deep, progress=not args.quiet)
+    shown: dict[str, int] = {}
+    for issue in report.issues:
+        shown[issue.kind] = shown.get(issue.kind, 0) + 1
+        if shown[issue.kind] <= args.max_per_kind:
+            print(issue)
+    hidden = {kind: n - args.max_per_kind for kind, n in shown.items() if n > args.max_per_kind}
+    for kind, n in hidden.items():
+        print(
+            f"... {n} more {kind} issue(s)" + (f" (all in {args.report})" if args.report else " (use --report FILE)")
+        )
+    print(_summary_table(report))
+    if args.report:
+        atomic_write_text(args.report, json.dumps(report.to_json(), indent=2) + "\n", check_json)
+    failed = bool(report.errors) or (args.strict and bool(report.warnings))
+    print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): {'FAILED' if failed else 'OK'}")
+    return 1 if failed else 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check prepared manifests and their media",
+        description="Check manifests: ids, leaks, labels, texts, media. Exit 1 on errors.",
+    )
+    p.add_argument("path", type=Path, help="a prepared folder, one dataset's folder or one .jsonl manifest")
+    p.add_argument("--no-media", action="store_true", help="skip the media checks (text-only manifests)")
+    p.add_argument("--deep", action="store_true", help="decode every video frame instead of first + last second")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too")
+    p.add_argument("--report", type=Path, default=None, help="write every issue and the counts as JSON")
+    p.add_argument("--max-per-kind", type=non_negative_int, default=20, help="issues printed per kind (default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_validate)

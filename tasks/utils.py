@@ -14,6 +14,7 @@ import os
 
 from PIL import Image
 
+from m2v_bench.data_dir import identify_test_set, manifest_path
 from m2v_bench.datasets import DATASETS
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import CACHE_VERSION, FrameSampler, FrameView
@@ -21,6 +22,8 @@ from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, ge
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
 from m2v_bench.media import load_image
 from m2v_bench.metrics import INVALID, METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
+from m2v_bench.stat_cache import FileResultCache
+from m2v_bench.validate import media_problems
 
 VIEWS = ("video", "keyframe", "image")
 BAD_MEDIA_ENV = "M2V_BAD_MEDIA"
@@ -30,9 +33,7 @@ _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
 
 def process_docs(dataset):
     """Replace the task's one-line descriptor (dataset, view) with the docs of that dataset's test manifest."""
-    import datasets
-
-    from m2v_bench.data_dir import identify_test_set, manifest_path
+    import datasets  # imported here: HF datasets takes a second, and only building the task needs it
 
     if len(dataset) != 1:
         raise M2VError(f"an m2v task descriptor holds one line, this one {len(dataset)}")
@@ -72,8 +73,6 @@ def process_docs(dataset):
 def _media_errors(records, path) -> dict[str, str]:
     """{id: problem} of the samples whose media cannot be used; an error listing them all unless the policy is
     ``invalid``."""
-    from m2v_bench.validate import media_problems
-
     policy = os.environ.get(BAD_MEDIA_ENV, "error")
     if policy not in BAD_MEDIA_POLICIES:
         raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
@@ -91,8 +90,6 @@ def _media_errors(records, path) -> dict[str, str]:
 def _keyframe_fallbacks(records, path, media_errors: dict[str, str]) -> dict[str, bool]:
     """{id: True when no frame passes the keyframe threshold} for the keyframe view. The scan stops at the first
     frame that passes (usually the first), and unchanged clips reuse earlier scans (:mod:`m2v_bench.stat_cache`)."""
-    from m2v_bench.stat_cache import FileResultCache
-
     sampler, view = FrameSampler(), FrameView.keyframe()
     usable = [r for r in records if r.id not in media_errors and r.media]
     namespace = f"keyframe-fallback-v{CACHE_VERSION}-{hashlib.sha256(view.key().encode()).hexdigest()[:12]}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from m2v_bench.sample_data import SampleDataConfig, make_sample_data
+from m2v_bench.testing.tiny import build_tiny
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -49,15 +50,15 @@ def tiny_models(tmp_path_factory):
     from m2v_bench.models.families import FAMILIES
 
     root = tmp_path_factory.mktemp("tiny")
-    return {name: family.build_tiny(root / name) for name, family in FAMILIES.items()}
+    return {name: build_tiny(name, root / name) for name, family in FAMILIES.items()}
 
 
 @pytest.fixture(scope="session")
 def real_shapes(tmp_path_factory):
     """Every family with its real checkpoint's visual geometry on a tiny language model, {name: folder} (read-only;
-    see m2v_bench.models.tiny.REAL_SHAPES)."""
+    see m2v_bench.testing.tiny.REAL_SHAPES)."""
     from m2v_bench.models.families import FAMILIES
-    from m2v_bench.models.tiny import build_real_shape
+    from m2v_bench.testing.tiny import build_real_shape
 
     root = tmp_path_factory.mktemp("real_shapes")
     return {name: build_real_shape(name, root / name) for name in FAMILIES}

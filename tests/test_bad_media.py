@@ -93,10 +93,10 @@ def test_a_keyframe_fallback_is_recorded_per_sample(prepared, tmp_path, monkeypa
     """A video with no frame above the grey-variance threshold: the keyframe view uses its most varied frame, and
     the sample's record says so."""
     import datasets
-    from m2v_bench.tasks.utils import process_docs, process_results
 
     from m2v_bench.frames import FrameSampler, FrameView
     from m2v_bench.media import write_video
+    from m2v_bench.tasks.utils import process_docs, process_results
 
     manifest = prepared / "mhc" / "test.jsonl"
     records = with_absolute_media(read_manifest(manifest), manifest.parent)

@@ -15,9 +15,9 @@ import torch
 from conftest import BIN, offline_env
 from PIL import Image
 
-from m2v_bench.decode_pool import DecodePool
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler
+from m2v_bench.frames.pool import DecodePool
 from m2v_bench.media import write_video
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.models.generation import answer_token_count, prefetch

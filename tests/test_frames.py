@@ -11,10 +11,8 @@ import pytest
 from media_fixtures import good_video, text_file, truncated_copy, zero_byte
 from PIL import Image
 
-from m2v_bench.decode_pool import DecodePool, _answer, _Worker
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import (
-    CACHE_ENV,
     FrameSampler,
     FrameView,
     balance_runs,
@@ -23,7 +21,9 @@ from m2v_bench.frames import (
     plan_runs,
     uniform_indices,
 )
+from m2v_bench.frames.pool import DecodePool, _answer, _Worker
 from m2v_bench.media import CorruptMedia, EmptyMedia, MissingMedia, NoFrames, NotAnImage, NotAVideo, write_video
+from m2v_bench.settings import FRAME_CACHE_ENV as CACHE_ENV
 
 H, W = 48, 64
 
@@ -236,7 +236,7 @@ def test_cache_returns_the_same_frames_without_decoding(gop_clip, tmp_path, monk
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr("m2v_bench.frames._uniform_pyav", no_decoding)
+    monkeypatch.setattr("m2v_bench.frames.decoders.uniform_pyav", no_decoding)
     again = sampler.sample(gop_clip, view)
     assert again.meta == {"cached": True} and np.array_equal(again.array, first.array)
     assert (again.indices, again.total_frames, again.fallback) == (first.indices, first.total_frames, False)
@@ -352,7 +352,7 @@ def test_shared_memory_blocks_are_reused_never_aliased_and_freed(gop_clip, tmp_p
 
 
 def test_frames_come_through_the_pipe_when_shared_memory_has_no_room(gop_clip, monkeypatch):
-    monkeypatch.setattr("m2v_bench.decode_pool._room_in_shared_memory", lambda nbytes: False)
+    monkeypatch.setattr("m2v_bench.frames.pool._room_in_shared_memory", lambda nbytes: False)
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         want = FrameSampler(threads=1).sample(gop_clip, FrameView.uniform(4)).array
@@ -430,7 +430,7 @@ def test_a_killed_decoder_process_is_one_error_naming_the_clip_and_is_replaced(g
 
 
 def test_a_worker_that_cannot_start_says_so(gop_clip, monkeypatch):
-    monkeypatch.setattr("m2v_bench.decode_pool._SERVE", "import sys; sys.exit(3)  # {root}")
+    monkeypatch.setattr("m2v_bench.frames.pool._SERVE", "import sys; sys.exit(3)  # {root}")
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         with pytest.raises(M2VError, match=r"failed to start \(exit code 3"):
@@ -463,7 +463,7 @@ def test_closing_the_pool_under_a_running_clip_is_one_clear_error(gop_clip):
 def test_decoder_processes_exit_when_their_caller_is_killed(tmp_path):
     script = tmp_path / "caller.py"
     script.write_text(
-        "import time\nfrom m2v_bench.decode_pool import DecodePool\nfrom m2v_bench.frames import FrameSampler\n"
+        "import time\nfrom m2v_bench.frames.pool import DecodePool\nfrom m2v_bench.frames import FrameSampler\n"
         "pool = DecodePool(FrameSampler(), 2)\n"
         "print(' '.join(str(w.process.pid) for w in pool.workers), flush=True)\ntime.sleep(120)\n"
     )
@@ -493,7 +493,7 @@ def test_no_block_to_be_had_keeps_the_pipe_and_the_worker(gop_clip, monkeypatch)
     pool = DecodePool(FrameSampler(threads=1), 1)
     try:
         worker = pool.workers[0]
-        monkeypatch.setattr("m2v_bench.decode_pool.shared_memory.SharedMemory", refuse)
+        monkeypatch.setattr("m2v_bench.frames.pool.shared_memory.SharedMemory", refuse)
         for _ in range(2):
             assert pool.sample(gop_clip, FrameView.uniform(4)).array.shape == (4, H, W, 3)
         assert pool.workers[0] is worker and worker.block is None  # not taken for a dead worker

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import EVALUATED_TASKS
+from PIL import Image
+
+from m2v_bench.cli import main
 from m2v_bench.leaderboard import views
 from m2v_bench.leaderboard.published import TOLERANCE, published_rows
 from m2v_bench.leaderboard.site import build
 from m2v_bench.leaderboard.store import Store
-from m2v_bench.leaderboard.submit import SubmissionError, macro_f1_ci, read_samples, submit
-from PIL import Image
-
-from m2v_bench.cli import main
-from m2v_bench.metrics import auroc, classification_metrics
+from m2v_bench.leaderboard.submit import SubmissionError, read_samples, submit
+from m2v_bench.metrics import auroc, classification_metrics, macro_f1_ci, mcnemar_p
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -64,7 +64,7 @@ def test_real_submissions_are_recomputed_and_ranked(runs, store, tmp_path):
     assert views.ranking(store) == [] and len(views.substitution(store).frame) == 14
     rankings = {t.title: t for t in views.ranking(store, "sample")}
     ranks = rankings["Ranking on m2v_mhc (self-reported)"].frame.set_index("Submission")
-    p = views.mcnemar_p(store.predictions("lnv-vid-ft", "m2v_mhc"), store.predictions(base_name, "m2v_mhc"))
+    p = mcnemar_p(store.predictions("lnv-vid-ft", "m2v_mhc"), store.predictions(base_name, "m2v_mhc"))
     assert ranks.loc["lnv-vid-ft", "Strategy"] == "Vid-FT" and p is not None
     assert ranks.loc["lnv-vid-ft", "McNemar p vs No-FT"] == pytest.approx(p)
     assert (ranks.loc["lnv-vid-ft", "n"], ranks.loc["lnv-vid-ft", "Test set"]) == (40, "sample")
@@ -226,6 +226,7 @@ HOSTILE = {
 
 def test_no_output_format_carries_live_markup():
     import pandas as pd
+
     from m2v_bench.leaderboard.site import page, table_context
 
     table = views.Table("Title | <b>x</b>", pd.DataFrame([HOSTILE, {**HOSTILE, "Strategy": "+1", "Source": "-1"}]))
@@ -482,9 +483,8 @@ def test_an_old_store_is_upgraded_without_losing_or_mislabelling_rows(tmp_path):
     """A store written before versions/statuses/test sets: its rows stay, self-reported, on the right board."""
     import sqlite3
 
-    from m2v_bench.leaderboard.store import MIGRATIONS
-
     from m2v_bench.data_dir import paper_test_hash
+    from m2v_bench.leaderboard.store import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
     db.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")

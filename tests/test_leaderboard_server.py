@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from m2v_bench.leaderboard.server import create_app
 from m2v_bench.leaderboard.service import Config, RateLimiter, RequestError, check_model_ref
 from m2v_bench.leaderboard.store import Store, Submission

@@ -1,4 +1,4 @@
-"""The real checkpoints' visual geometry on tiny language models (``m2v_bench.models.tiny.build_real_shape``):
+"""The real checkpoints' visual geometry on tiny language models (``m2v_bench.testing.tiny.build_real_shape``):
 
 - LLaVA-NeXT-Video-7B: 336-px frames, patch 14 -> 24x24 patches, average-pooled with stride 2 -> 144 tokens a frame,
   2,304 visual tokens for the recipes' 16 frames; a meme (anyres, up to 672x672) takes up to 2,928.
@@ -23,7 +23,7 @@ import yaml
 from PIL import Image
 
 from m2v_bench.models.families import FAMILIES
-from m2v_bench.models.tiny import REAL_SHAPES
+from m2v_bench.testing.tiny import REAL_SHAPES
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -58,8 +58,9 @@ def _examples(prepared: Path, strategy: str, count: int) -> list[dict]:
 
 
 def _collator(real, name: str, strategy: str = "vid_rm_ft"):
-    from m2v_bench.trainers.collator import AnswerOnlyCollator
     from transformers import AutoProcessor
+
+    from m2v_bench.trainers.collator import AnswerOnlyCollator
 
     config = recipe(name, strategy)
     processor = AutoProcessor.from_pretrained(real[name])

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from m2v_bench.tasks import TASKS_DIR
 from PIL import Image
 
 from m2v_bench import registry
@@ -19,6 +18,7 @@ from m2v_bench.datasets import DATASETS, DatasetSpec, PrepareResult, prepare, wr
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION
 from m2v_bench.metrics import METRICS, SCORE_METRICS
 from m2v_bench.models.generation import MAX_NEW_TOKENS
+from m2v_bench.tasks import TASKS_DIR
 
 
 class _Loader(yaml.SafeLoader):
@@ -40,8 +40,9 @@ def test_every_registered_task_has_its_yaml_and_descriptor():
         assert config["task"] == name
         descriptor = TASKS_DIR / config["dataset_kwargs"]["data_files"]["test"]
         (line,) = descriptor.read_text().splitlines()
-        dataset, _variant = registry.parse_task(name)
-        assert json.loads(line) == {"dataset": dataset, "view": registry.task_view(name)}, name
+        dataset, variant = registry.parse_task(name)
+        view = "keyframe" if "keyframe" in variant else DATASETS[dataset].modality  # the file the model is shown
+        assert json.loads(line) == {"dataset": dataset, "view": view}, name
         template = "_score_template_yaml" if name.endswith("_score") else "_default_template_yaml"
         assert config["include"] == template
         shots = config.get("lmms_eval_specific_kwargs", {}).get("default", {}).get("shots", 0)
@@ -115,10 +116,9 @@ def toy_registered():
 def test_a_fifth_dataset_needs_only_its_registry_entry_preparer_and_task_yaml(
     toy_registered, tiny_models, tmp_path, monkeypatch
 ):
+    from m2v_bench.cli import main
     from m2v_bench.leaderboard.store import Store
     from m2v_bench.leaderboard.submit import SubmissionError, submit
-
-    from m2v_bench.cli import main
 
     # the raw release
     raw = tmp_path / "raw"

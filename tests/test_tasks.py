@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from m2v_bench.tasks import TASKS_DIR
 
 from m2v_bench.data_dir import DATA_DIR_ENV
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, Answer
 from m2v_bench.manifest import read_manifest
 from m2v_bench.metrics import METRICS, SCORE_METRICS
+from m2v_bench.tasks import TASKS_DIR
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "prompts.json"
 TASKS = ["m2v_mhc", "m2v_hatemm", "m2v_fhm", "m2v_mami"]

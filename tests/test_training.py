@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from m2v_bench.trainers.collator import IGNORE, AnswerOnlyCollator
-from m2v_bench.trainers.data import M2VDataArguments, to_example, training_records
 
 from m2v_bench.manifest import read_manifest, write_manifest
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.sample_data import prepare_sample_data
+from m2v_bench.trainers.collator import IGNORE, AnswerOnlyCollator
+from m2v_bench.trainers.data import M2VDataArguments, to_example, training_records
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -89,8 +89,9 @@ def _args(tiny_model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 @pytest.mark.smoke
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_a_few_steps_change_only_lora_parameters(tiny, data, tmp_path, name, monkeypatch):
-    from m2v_bench.trainers.sft import build_trainer
     from trl import ModelConfig, SFTConfig, TrlParser
+
+    from m2v_bench.trainers.sft import build_trainer
 
     monkeypatch.chdir(REPO)
     parser = TrlParser((M2VDataArguments, SFTConfig, ModelConfig))

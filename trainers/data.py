@@ -26,7 +26,7 @@ from pathlib import Path
 from m2v_bench.datasets import get_dataset
 from m2v_bench.errors import M2VError
 from m2v_bench.manifest import Record, read_manifest, split_hash, with_absolute_media
-from m2v_bench.registry import check_meme_source, check_target, get_strategy
+from m2v_bench.registry import aligned_name, check_meme_source, check_target, get_strategy
 
 
 @dataclass
@@ -129,7 +129,7 @@ def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> t
     if spec.memes == "original":
         records += _load(data_dir / args.meme_source / "train.jsonl", "memes, original labels", sources)
     if spec.memes == "reannotated":
-        aligned = Path(args.aligned_dir or data_dir) / f"{args.meme_source}_aligned_with_{args.target}" / "train.jsonl"
+        aligned = Path(args.aligned_dir or data_dir) / aligned_name(args.meme_source, args.target) / "train.jsonl"
         memes = _load(aligned, "memes, re-annotated", sources)
         wrong = {r.label_space for r in memes} - {target.label_space_name}
         if wrong:

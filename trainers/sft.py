@@ -8,25 +8,23 @@ configs (accelerate, SFTConfig, ModelConfig).
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import logging
 import math
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+
+from m2v_bench.errors import M2VError
+from m2v_bench.models.loading import detect_family
+from m2v_bench.models.provenance import PROVENANCE_FILE, training_provenance, write_provenance
+from m2v_bench.registry import get_strategy
 from m2v_bench.trainers.collator import AnswerOnlyCollator
 from m2v_bench.trainers.data import M2VDataArguments, check_strategy, to_example, training_records
-
-from m2v_bench import __version__
-from m2v_bench.atomic import atomic_write_text, check_json
-from m2v_bench.datasets import get_dataset
-from m2v_bench.errors import M2VError
-from m2v_bench.labels import PROMPT_VERSION
-from m2v_bench.models.loading import PROVENANCE_FILE, detect_family
-from m2v_bench.registry import get_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ def checkpoint_problem(folder: Path) -> str | None:
         if path.suffix != ".safetensors":
             continue
         try:
-            from safetensors import safe_open
+            from safetensors import safe_open  # imported here for start-up time
 
             with safe_open(str(path), framework="pt") as fh:
                 for key in fh.keys():  # noqa: SIM118 (safe_open has no __iter__)
@@ -68,7 +66,7 @@ def checkpoint_problem(folder: Path) -> str | None:
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:
-    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR  # imported here for start-up time
 
     found = [
         p for p in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
@@ -156,18 +154,18 @@ def default_output_dir(family: str, strategy: str, target: str, meme_source: str
 
 def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, model_args):
     """The SFTTrainer of one run, and what the provenance needs: (trainer, family, sources, examples, peft_config)."""
-    import torch
-    from accelerate import PartialState
-    from datasets import Dataset
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-    from trl import SFTTrainer, get_peft_config, get_quantization_config
+    import torch  # imported here for start-up time
+    from accelerate import PartialState  # imported here for start-up time
+    from datasets import Dataset  # imported here for start-up time
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # imported here for start-up time
+    from trl import SFTTrainer, get_peft_config, get_quantization_config  # imported here for start-up time
 
     family = detect_family(model_args.model_name_or_path)
     # Set up the process group before from_pretrained: under ZeRO-3, from_pretrained partitions the weights as it
     # creates them (zero.Init) and must already see every rank.
     _ = training_args.device
     if training_args.deepspeed:
-        import deepspeed
+        import deepspeed  # imported here for start-up time
 
         deepspeed.init_distributed()  # idempotent; wraps the process group set up above (gloo on CPU, nccl on GPU)
     records, sources = training_records(strategy, data_args, training_args.seed)
@@ -213,47 +211,14 @@ def main(strategy: str, data_args: M2VDataArguments, training_args, model_args) 
     trainer.save_model(str(output))
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(str(output))
-        provenance = {
-            "family": family.name,
-            "base_model": model_args.model_name_or_path,
-            "strategy": strategy,
-            "target": data_args.target,
-            "meme_source": data_args.meme_source if get_strategy(strategy).memes is not None else None,
-            "label_space": get_dataset(data_args.target).label_space_name,
-            "prompt_version": PROMPT_VERSION,
-            "training_data": [asdict(s) for s in sources],
-            "video_fraction": data_args.video_fraction,
-            "frames": data_args.frames,
-            "examples": len(examples),
-            "lora": {
-                "r": peft_config.r,
-                "alpha": peft_config.lora_alpha,
-                "dropout": peft_config.lora_dropout,
-                "target_modules": peft_config.target_modules,
-            },  # fmt: skip
-            "training": {
-                k: getattr(training_args, k)
-                for k in (
-                    "num_train_epochs",
-                    "per_device_train_batch_size",
-                    "gradient_accumulation_steps",
-                    "learning_rate",
-                    "lr_scheduler_type",
-                    "warmup_steps",
-                    "max_grad_norm",
-                    "seed",
-                    "bf16",
-                    "max_length",
-                )
-            },  # fmt: skip
-            "world_size": trainer.accelerator.num_processes,
-            "quantization": "4bit-nf4" if model_args.load_in_4bit else None,
-            "resumed_from": str(resume) if resume else None,
-            "steps": trainer.state.global_step,
-            "m2v_bench_version": __version__,
-            "git_commit": _git_commit(),
-        }
-        atomic_write_text(output / PROVENANCE_FILE, json.dumps(provenance, indent=2, default=str) + "\n", check_json)
+        provenance = training_provenance(
+            family=family.name, base_model=model_args.model_name_or_path, strategy=strategy, data_args=data_args,
+            training_args=training_args, peft_config=peft_config, sources=sources, examples=len(examples),
+            world_size=trainer.accelerator.num_processes,
+            quantization="4bit-nf4" if model_args.load_in_4bit else None,
+            resumed_from=str(resume) if resume else None, steps=trainer.state.global_step, git_commit=_git_commit(),
+        )  # fmt: skip
+        write_provenance(output, provenance)
         _model_card(trainer, output, provenance)
     return output
 
@@ -280,9 +245,6 @@ def _model_card(trainer, output: Path, provenance: dict) -> None:
 
 def _explicit_output_dir(argv: list[str]) -> bool:
     """Whether the command line or the recipe YAML names output_dir (otherwise the run gets its default folder)."""
-    import argparse
-
-    import yaml
 
     if any(arg == "--output_dir" or arg.startswith("--output_dir=") for arg in argv):
         return True
@@ -318,7 +280,6 @@ def _unknown(keys: list[str], known: list[str], where: str) -> M2VError:
 
 def read_recipe(path: str, known: list[str]) -> dict:
     """A recipe YAML as a mapping of known keys, with one-line errors naming the file (and line)."""
-    import yaml
 
     recipe_path = Path(path)
     if not recipe_path.is_file():
@@ -343,7 +304,7 @@ def read_recipe(path: str, known: list[str]) -> dict:
 def run(strategy: str, argv: list[str] | None = None) -> Path:
     """Parse ``--config recipe.yaml`` plus CLI overrides (TRL's parser) and train. Every user error (a bad recipe,
     option, data or checkpoint) is one line naming the file or option and the fix, with exit code 2."""
-    from trl import ModelConfig, SFTConfig, TrlParser
+    from trl import ModelConfig, SFTConfig, TrlParser  # imported here for start-up time
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

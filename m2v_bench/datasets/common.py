@@ -6,14 +6,14 @@ import csv
 import json
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from m2v_bench.atomic import atomic_write_text, make_dirs, user_path
+from m2v_bench import csvio
+from m2v_bench.atomic import atomic_write_text, make_dirs
 from m2v_bench.errors import PrepareError
 from m2v_bench.labels import Demonstration, LabelSpace, Modality, get_label_space
 from m2v_bench.manifest import SPLITS, Record, record_from_json, split_hash, write_manifest
@@ -63,6 +63,9 @@ class DatasetSpec:
     """The paper's split/label/transcript table ships with m2v-bench (MHC, HateMM)."""
     obtain: str = ""
     """Where the official release comes from and how to download and unpack it (``prepare <dataset> --help``)."""
+    official_splits: str = ""
+    """For a dataset with a paper table: what ``--table official`` (the release's own splits) gives, shown in
+    ``prepare <dataset> --help``; empty where the release has no splits of its own (HateMM)."""
     known_leaks: tuple[KnownLeak, ...] = ()
 
     def known_leak(self, sample_id: str) -> KnownLeak | None:
@@ -134,48 +137,9 @@ def parse_binary_label(value: str, where: str) -> int:
     raise PrepareError(f"{where}: label must be 0 or 1, got {value!r}")
 
 
-def raise_csv_field_limit() -> None:
-    """Python's csv module refuses fields over 128 KiB; a transcript of a long video is longer. Lift the limit."""
-    limit = sys.maxsize
-    while True:
-        try:
-            csv.field_size_limit(limit)
-            return
-        except OverflowError:  # a C long is 32 bits on some platforms
-            limit //= 2
-
-
 def read_csv_rows(path: Path, delimiter: str = ",", required: Iterable[str] = ()) -> list[tuple[str, dict[str, str]]]:
-    """Rows of a CSV/TSV with their file:line, checking the header has the required columns and every row has as
-    many cells as the header (a surplus cell is an error, never dropped)."""
-    if not path.is_file():
-        raise PrepareError(f"{path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    raise_csv_field_limit()
-    rows = []
-    with user_path(path), open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        try:
-            if not reader.fieldnames:
-                raise PrepareError(f"{path}: empty file; expected a header row with {list(required)}")
-            missing = [c for c in required if c not in reader.fieldnames]
-            if missing:
-                raise PrepareError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-            width = len(reader.fieldnames)
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if None in row:
-                    raise PrepareError(
-                        f"{where}: {width + len(row[None])} cells, the header has {width}; quote cells that hold "
-                        f"the delimiter {delimiter!r} or remove the surplus cells"
-                    )
-                if any(value is None for value in row.values()):
-                    cells = sum(value is not None for value in row.values())
-                    raise PrepareError(f"{where}: {cells} cells, the header has {width}; fill in the missing cells")
-                rows.append((where, row))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            line = f":{reader.line_num}" if reader.line_num else ""
-            raise PrepareError(f"{path}{line}: not a readable UTF-8 table ({exc})") from None
-    return rows
+    """:func:`m2v_bench.csvio.read_csv_rows` for a raw release's tables: problems are a :class:`PrepareError`."""
+    return csvio.read_csv_rows(path, delimiter, required, error=PrepareError)
 
 
 SPLIT_TABLE_COLUMNS = ("id", "text", "type", "label")

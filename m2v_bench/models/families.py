@@ -1,12 +1,13 @@
 """The model-family registry: everything that differs between VLM families lives in one :class:`Family` entry.
 
-Adding a family = one entry in :data:`FAMILIES` (+ a tiny builder for the tests). Families are detected from a
+Adding a family = one entry in :data:`FAMILIES` (its tiny builder for the tests is
+:data:`m2v_bench.testing.tiny.TINY_BUILDERS`). Families are detected from a
 checkpoint's ``config.json`` (``model_type``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,6 @@ from PIL import Image
 from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler, FrameView
 from m2v_bench.media import IMAGE_EXTENSIONS, load_image
-from m2v_bench.models import tiny
 
 Kind = Literal["image", "video", "text"]
 
@@ -37,7 +37,6 @@ class Family:
     """The processor takes images per sample (``[[img], [img]]``) rather than one flat list."""
     lora_target_modules: str
     """Regex of the language model's q_proj/v_proj (not the vision tower's), for PEFT ``target_modules``."""
-    build_tiny: Callable[[Path], Path]
 
     def video_view(self, frames: int = 16, keyframe_threshold: float = 100.0) -> FrameView:
         if self.video_input == "keyframe":
@@ -100,7 +99,6 @@ FAMILIES: dict[str, Family] = {
             video_input="keyframe",
             nested_images=True,
             lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
-            build_tiny=tiny.build_mllama,
         ),
         Family(
             name="llava_next_video",
@@ -110,7 +108,6 @@ FAMILIES: dict[str, Family] = {
             video_input="frames",
             nested_images=False,
             lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
-            build_tiny=tiny.build_llava_next_video,
         ),
     )
 }

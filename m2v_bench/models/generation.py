@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 
 import torch
 
-from m2v_bench.decode_pool import DecodePool
 from m2v_bench.errors import M2VError
-from m2v_bench.frames import FrameSampler, available_cores
+from m2v_bench.frames import FrameSampler
+from m2v_bench.frames.pool import DecodePool
 from m2v_bench.models.loading import LoadedModel
+from m2v_bench.settings import available_cores
 
 MAX_NEW_TOKENS = 25
 """The paper's answer length limit (``tasks/_default_template_yaml`` says the same, checked by a test)."""

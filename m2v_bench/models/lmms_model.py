@@ -30,9 +30,9 @@ from lmms_eval.utils import Collator
 from tqdm import tqdm
 
 from m2v_bench.errors import M2VError
-from m2v_bench.frames import available_cores
 from m2v_bench.models.generation import PREFETCH_BATCHES, Generator, generation_settings
 from m2v_bench.models.loading import load
+from m2v_bench.settings import available_cores
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _flag(value) -> bool:
 def _accelerator(device: str | None):
     """lmms-eval's launchers start one process per device; accelerate tells each which one it is. ``--device cpu``
     keeps every process on the CPU even where GPUs exist."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # imported here for start-up time
 
     return Accelerator(cpu=bool(device) and str(device).startswith("cpu"))
 

@@ -8,15 +8,15 @@ dtype. ``pretrained`` may be a base checkpoint (local folder or hub id) or an ad
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m2v_bench.errors import M2VError
-from m2v_bench.jsonl import read_json
 from m2v_bench.models.families import Family, family_for_model_type
+from m2v_bench.models.provenance import read_provenance
 
-PROVENANCE_FILE = "m2v_provenance.json"
 _DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
@@ -37,7 +37,7 @@ def _looks_local(value: str) -> bool:
 def download_adapter(repo_id: str, revision: str | None = None) -> str:
     """The local folder of a hub adapter at ``revision`` (a branch, tag or commit; None: the default branch),
     downloaded into the hub cache as transformers downloads models (``HF_HUB_OFFLINE=1``: the cache only)."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # imported here for start-up time
 
     at = f"@{revision}" if revision else ""
     try:
@@ -85,7 +85,7 @@ def resolve(
 
 
 def detect_family(pretrained: str) -> Family:
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # imported here for start-up time
 
     try:
         config = AutoConfig.from_pretrained(pretrained)
@@ -95,7 +95,7 @@ def detect_family(pretrained: str) -> Family:
 
 
 def _torch_dtype(dtype: str):
-    import torch
+    import torch  # imported here for start-up time
 
     if dtype not in _DTYPES:
         raise M2VError(f"dtype={dtype}: expected one of {_DTYPES}")
@@ -112,7 +112,7 @@ def _quantization(quantization: str | None, dtype):
         from transformers import BitsAndBytesConfig
     except ImportError:
         raise M2VError("quantization=4bit needs bitsandbytes (pip install bitsandbytes) and a supported GPU") from None
-    import torch
+    import torch  # imported here for start-up time
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -120,25 +120,6 @@ def _quantization(quantization: str | None, dtype):
         bnb_4bit_compute_dtype=dtype if dtype != "auto" else torch.bfloat16,
         bnb_4bit_use_double_quant=True,
     )
-
-
-def read_provenance(*folders: str | None) -> dict:
-    """The first folder's ``m2v_provenance.json`` ({} when none has one); a file that is not a JSON object with the
-    training's ``family`` and ``strategy`` is an error naming it."""
-    for folder in folders:
-        path = Path(folder) / PROVENANCE_FILE if folder else None
-        if path is None or not path.is_file():
-            continue
-        provenance = read_json(path, "the recipes write it when training ends; train again or restore the file")
-        if not isinstance(provenance, dict):
-            raise M2VError(
-                f"{path}: expected a JSON object (the training's provenance), got {type(provenance).__name__}"
-            )
-        missing = [key for key in ("family", "strategy") if not isinstance(provenance.get(key), str)]
-        if missing:
-            raise M2VError(f"{path}: no {' or '.join(missing)} (a string); the m2v-bench recipes write both")
-        return provenance
-    return {}
 
 
 def load(
@@ -155,7 +136,7 @@ def load(
     """Load a model and its processor. ``device`` moves the whole model there; ``device_map`` (e.g. ``auto``)
     lets accelerate place it instead. Neither given: transformers' default placement. ``adapter`` is a folder or a
     hub id (``adapter_revision`` pins a branch, tag or commit of it)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # imported here for start-up time
 
     base, adapter = resolve(pretrained, adapter, adapter_revision)
     family = detect_family(base)
@@ -188,7 +169,7 @@ def load(
 
 def attach_adapter(model, adapter: str, base: str, family: Family):
     """Wrap ``model`` with a LoRA adapter, with one clear error when the adapter was made for another base."""
-    from peft import PeftModel
+    from peft import PeftModel  # imported here for start-up time
 
     provenance = read_provenance(adapter)
     if provenance.get("family") and provenance["family"] != family.name:
@@ -207,9 +188,8 @@ def attach_adapter(model, adapter: str, base: str, family: Family):
 def _check_adapter_fits(model, adapter: str, base: str) -> None:
     """Every LoRA matrix of the adapter must sit on a linear layer of the base with matching sizes (PEFT itself
     only warns and loads what fits)."""
-    import re
 
-    from safetensors import safe_open
+    from safetensors import safe_open  # imported here for start-up time
 
     weights = Path(adapter) / "adapter_model.safetensors"
     if not weights.is_file():

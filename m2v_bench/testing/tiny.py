@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from m2v_bench.errors import M2VError
 from m2v_bench.labels import DEMONSTRATION_TEMPLATE, LABEL_SPACES, PROMPT_TEMPLATE
+from m2v_bench.sample_data import NEUTRAL_SENTENCES, TEXT_CUES
 
 TINY_IMAGE = 32
 """Tile / frame side of the tiny vision towers, in pixels."""
@@ -69,8 +71,6 @@ VICUNA_VIDEO_CHAT_TEMPLATE = (
 
 def _corpus() -> list[str]:
     """Text the tiny tokenizer is trained on: every prompt and answer word, and the sample data's sentences."""
-    from m2v_bench.sample_data import NEUTRAL_SENTENCES, TEXT_CUES
-
     lines = list(NEUTRAL_SENTENCES) + [p for phrases in TEXT_CUES.values() for p in phrases]
     for space in LABEL_SPACES.values():
         for modality in ("image", "video"):
@@ -83,6 +83,7 @@ def _corpus() -> list[str]:
 
 def train_tokenizer(special_tokens: list[str], vocab_size: int = 400):
     """A byte-level BPE tokenizer (any text encodes) trained on :func:`_corpus`, specials appended last."""
+    # the model stack is imported in the builders, for start-up time (`m2v-bench --help` must not load torch)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -97,7 +98,7 @@ def train_tokenizer(special_tokens: list[str], vocab_size: int = 400):
 
 
 def _fast(tokenizer, **kwargs):
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # start-up time: see train_tokenizer
 
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **kwargs)
 
@@ -109,13 +110,15 @@ def build_mllama(
     image_size: int = TINY_IMAGE,
     patch_size: int = TINY_PATCH,
 ) -> Path:
-    import torch
+    import torch  # start-up time: see train_tokenizer
     from transformers import (
         MllamaConfig,
         MllamaForConditionalGeneration,
         MllamaImageProcessor,
         MllamaProcessor,
     )
+
+    # imported here for start-up time
     from transformers.models.mllama.configuration_mllama import MllamaTextConfig, MllamaVisionConfig
 
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
@@ -160,7 +163,7 @@ def build_llava_next_video(
     patch_size: int = TINY_PATCH,
     grid: tuple[tuple[int, int], ...] = TINY_LLAVA_GRID,
 ) -> Path:
-    import torch
+    import torch  # start-up time: see train_tokenizer
     from transformers import (
         CLIPVisionConfig,
         LlamaConfig,
@@ -209,12 +212,25 @@ def build_llava_next_video(
     return _save(out, model, processor)
 
 
+TINY_BUILDERS = {"mllama": build_mllama, "llava_next_video": build_llava_next_video}
+"""One tiny builder per registered model family (:data:`m2v_bench.models.families.FAMILIES`; a test checks both
+name the same families)."""
+
+
+def build_tiny(family: str, out: Path, **options) -> Path:
+    """A tiny random checkpoint of ``family`` (its processor and chat template included) in ``out``."""
+    try:
+        builder = TINY_BUILDERS[family]
+    except KeyError:
+        raise M2VError(f"no tiny builder for model family {family!r}; known: {', '.join(TINY_BUILDERS)}") from None
+    return builder(out, **options)
+
+
 def build_real_shape(family: str, out: Path, seed: int = 0) -> Path:
     """A tiny checkpoint of ``family`` with the real checkpoint's visual geometry (:data:`REAL_SHAPES`): the real
     image sizes, patch sizes, tiles, anyres grid and pooling, so the real numbers of visual tokens, on the tiny
     language model and narrow vision tower (a few MB, built offline)."""
-    builders = {"mllama": build_mllama, "llava_next_video": build_llava_next_video}
-    return builders[family](out, seed=seed, **REAL_SHAPES[family])
+    return build_tiny(family, out, seed=seed, **REAL_SHAPES[family])
 
 
 def _save(out: Path, model, processor) -> Path:

@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from m2v_bench.errors import M2VError
-from m2v_bench.frames import Frames, FrameSampler, FrameView, available_cores, log_fallback
+from m2v_bench.frames.sampler import FrameSampler
+from m2v_bench.frames.views import Frames, FrameView, log_fallback
+from m2v_bench.settings import available_cores
 
 _SERVE = """\
 import importlib.util, os, sys
@@ -45,7 +47,7 @@ root = {root!r}
 spec = importlib.util.find_spec("m2v_bench")
 if spec is None or not spec.origin or os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))) != root:
     sys.path.insert(0, root)  # the caller's m2v_bench (a checkout on a path it added), not another one
-from m2v_bench.decode_pool import serve
+from m2v_bench.frames.pool import serve
 serve()
 """
 """A worker's command line: it imports the m2v_bench the caller runs. The path is only touched when another
@@ -323,7 +325,7 @@ def fill_cache(
     """Decode every view of every clip into the frame cache on ``jobs`` decoder processes (default: every core;
     each clip on one decoder), skipping what is already there: a run that was stopped resumes where it was. A clip
     that cannot be decoded is reported in the result, and the others go on."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # imported here: every decoder worker imports this module, and none shows progress
 
     views = list(dict.fromkeys(views))
     work = [(str(source), view) for source in dict.fromkeys(map(str, sources)) for view in views]

@@ -1,0 +1,93 @@
+"""The frame cache: each (clip, view) result kept on disk, so training epochs 2..n and repeated evaluations do not
+decode again. ``FrameSampler(cache_dir=...)``, ``frame_cache=DIR`` in model args or ``M2V_FRAME_CACHE=DIR`` turn
+it on; ``m2v-bench frames cache`` fills it ahead of a run.
+
+An entry is keyed by a content fingerprint of the clip (size + first and last 256 KiB, or a frame folder's names
+and sizes), the view and :data:`CACHE_VERSION`. It is two files, ``<key>.npy`` (the frames) and ``<key>.json``
+(indices, frame count, fallback), each written to a temporary file and renamed, so a run killed mid-write leaves no
+entry that reads as complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from m2v_bench.atomic import make_dirs
+from m2v_bench.frames.decoders import frame_files
+from m2v_bench.frames.views import Frames, FrameView
+from m2v_bench.media import _check_file
+
+logger = logging.getLogger("m2v_bench.frames")
+
+CACHE_VERSION = 1
+"""Bump when sampling changes what a view gives: cached frames and keyframe scans of older versions are not used."""
+_FINGERPRINT_CHUNK = 256 * 1024
+
+
+class FrameCache:
+    """The on-disk frame cache below ``folder``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def key(self, source: Path, view: FrameView) -> str:
+        digest = hashlib.blake2b(digest_size=20)
+        digest.update(f"m2v-frames-v{CACHE_VERSION}|{view.key()}|".encode())
+        if source.is_dir():
+            for path in frame_files(source):
+                digest.update(f"{path.name}:{path.stat().st_size};".encode())
+        else:
+            _check_file(source)
+            size = source.stat().st_size
+            digest.update(f"{size}|".encode())
+            with open(source, "rb") as fh:
+                digest.update(fh.read(_FINGERPRINT_CHUNK))
+                if size > _FINGERPRINT_CHUNK:
+                    fh.seek(max(_FINGERPRINT_CHUNK, size - _FINGERPRINT_CHUNK))
+                    digest.update(fh.read(_FINGERPRINT_CHUNK))
+        return digest.hexdigest()
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        folder = self.folder / key[:2]
+        return folder / f"{key}.npy", folder / f"{key}.json"
+
+    def holds(self, key: str) -> bool:
+        """Whether both files of the entry exist (writes are atomic, so a run killed mid-write leaves none)."""
+        return all(path.is_file() for path in self.paths(key))
+
+    def read(self, key: str) -> Frames | None:
+        """The cached frames, or None when absent or damaged (the caller decodes again and rewrites it)."""
+        array_path, meta_path = self.paths(key)
+        try:
+            meta = json.loads(meta_path.read_text())
+            array = np.load(array_path, allow_pickle=False)
+        except (OSError, ValueError):  # absent, or half-written by a killed run: decode again
+            return None
+        try:
+            frames = Frames(array, list(meta["indices"]), int(meta["total_frames"]), bool(meta["fallback"]),
+                            {"cached": True})  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            logger.warning("%s: a frame-cache entry without its keys (indices, total_frames, fallback); decoding the "
+                           "clip again and rewriting it", meta_path)  # fmt: skip
+            return None
+        if array.ndim != 4 or array.shape[0] != len(frames.indices):
+            logger.warning("%s: a frame-cache entry whose array does not match; decoding again", array_path)
+            return None
+        return frames
+
+    def write(self, key: str, frames: Frames) -> None:
+        array_path, meta_path = self.paths(key)
+        make_dirs(array_path.parent)
+        tmp = array_path.with_name(f"{array_path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, frames.array, allow_pickle=False)
+        os.replace(tmp, array_path)
+        meta = {"indices": frames.indices, "total_frames": frames.total_frames, "fallback": frames.fallback}
+        tmp_meta = meta_path.with_name(f"{meta_path.stem}.{os.getpid()}.tmp")
+        tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp_meta, meta_path)
