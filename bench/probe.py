@@ -22,6 +22,7 @@ import numpy as np
 
 from m2v_bench.manifest import Record, write_manifest
 from m2v_bench.media import write_video
+from m2v_bench.settings import available_cores
 from m2v_bench.testing.tiny import build_tiny
 from m2v_bench.validate import media_problems
 
@@ -67,7 +68,7 @@ def main() -> None:
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         run = time.perf_counter() - t0
         assert list((root / "out").rglob("*_results.json")), "lmms-eval wrote no results"
-    print(f"{args.clips} clips, {os.cpu_count()} cores")
+    print(f"{args.clips} clips, {available_cores()} cores")
     print(f"probe alone:                 {probe:6.2f} s ({1000 * probe / args.clips:.1f} ms per clip)")
     print(f"tiny-model lmms-eval run:    {run:6.2f} s (probe included)")
     print(f"probe share of the run:      {probe / run:6.1%}")

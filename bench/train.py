@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from m2v_bench.models.families import FAMILIES
+from m2v_bench.registry import aligned_name
 from m2v_bench.sample_data import SampleDataConfig, make_sample_data, prepare_sample_data
 from m2v_bench.testing.tiny import build_tiny
 from m2v_bench.trainers.collator import AnswerOnlyCollator
@@ -107,7 +108,7 @@ def main() -> int:
         memes = read_manifest(prepared / "fhm" / "train.jsonl")
         aligned = [replace(m, label=truth[m.id], label_space="offensive", media=str(m.media_path(prepared / "fhm")))
                    for m in memes]  # fmt: skip
-        write_manifest(prepared / "fhm_aligned_with_mhc" / "train.jsonl", aligned)
+        write_manifest(prepared / aligned_name("fhm", "mhc") / "train.jsonl", aligned)
     family = FAMILIES["llava_next_video"]
     model_dir = work / "tiny"
     if not model_dir.exists():

@@ -1,9 +1,13 @@
 """Writing the user's files: validated, atomic, and with errors that name the path.
 
-:func:`atomic_write` is the one way m2v-bench writes an output file (manifests, reports, CSVs, Label Studio
-imports): the content goes to a temporary file beside the target, is read back with the same reader that will read
-the real file later, and only then replaces the old file (``os.replace``). A bad record, a full disk or a kill
-mid-write therefore leaves the old file as it was, and nothing half-written ever appears.
+:func:`atomic_write` is how m2v-bench writes the files its commands produce from a user's data (manifests,
+``prepare_report.json``, the validate report, re-annotation predictions, queues, human labels and CSVs, the Label
+Studio import, the stats, the adapter's provenance): the content goes to a temporary file beside the target, is read
+back with the same reader that will read the real file later, and only then replaces the old file (``os.replace``).
+A bad record, a full disk or a kill mid-write therefore leaves the old file as it was, and nothing half-written
+ever appears. What it does not cover, and is a plain write: the synthetic sample data (made again on demand), the
+model card beside an adapter, and the static leaderboard site; the leaderboard's database writes SQLite
+transactions, and the frame cache renames each of its files into place.
 
 :func:`user_path` turns the operating system's errors on a path the user named (no permission, a folder where a
 file is expected, a file where a folder is expected) into :class:`~m2v_bench.errors.M2VError` naming that path;

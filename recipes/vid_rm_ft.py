@@ -4,7 +4,7 @@
         --config recipes/llava_next_video/vid_rm_ft.yaml
 
 Any YAML key can be overridden on the command line (e.g. `--target hatemm --meme_source mami`). The strategies
-differ only in their data mixture: see m2v_bench/trainers/data.py.
+differ only in their data mixture: see trainers/data.py (installed as m2v_bench.trainers.data).
 """
 
 from m2v_bench.trainers.sft import run

@@ -1,5 +1,7 @@
 """The `m2v-bench` console script as a user runs it (subprocesses of the installed entry point)."""
 
+import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from m2v_bench.cli import build_parser
 from m2v_bench.cli import main as main_cli
 
 SUBCOMMANDS = ["prepare", "validate", "make-sample-data", "make-tiny-model", "reannotate", "leaderboard", "demo"]
-SUBCOMMANDS.append("frames")  # frames cache (m2v_bench/frames.py)
+SUBCOMMANDS.append("frames")  # frames cache (m2v_bench/frames/commands.py)
 
 
 EXE = Path(sys.executable).parent / "m2v-bench"  # the console script of the environment running the tests
@@ -112,3 +114,20 @@ def test_demo_failure_stops_the_run(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "[3/8] validate" in captured.out and "[4/8]" not in captured.out and "demo finished" not in captured.out
     assert "m2v-bench: error: 3 validation error(s)" in captured.err
+
+
+def _options(parser: argparse.ArgumentParser, command: str = "m2v-bench") -> dict[str, list[str]]:
+    """Every (sub)command's options and positionals, by command line."""
+    found = {command: sorted("/".join(a.option_strings) or f"<{a.dest}>" for a in parser._actions
+                             if not isinstance(a, argparse._SubParsersAction))}  # fmt: skip
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_options(sub, f"{command} {name}".removeprefix("m2v-bench ")))
+    return found
+
+
+def test_every_command_keeps_its_options():
+    """The snapshot was taken from the parser before the commands moved into their features (main @ e13bc0d)."""
+    snapshot = json.loads((Path(__file__).parent / "snapshots" / "cli_options.json").read_text())
+    assert _options(build_parser()) == snapshot

@@ -18,6 +18,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.frames import FrameSampler
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.models.loading import load
+from m2v_bench.testing.tiny import TINY_BUILDERS, build_tiny
 
 FAMILY_NAMES = list(FAMILIES)
 
@@ -55,6 +56,14 @@ def _sample_inputs(loaded, kind: str, video_path: Path | None = None):
         family.messages(kind_used, len(payload), prompt), add_generation_prompt=True
     )
     return kind_used, family.processor_inputs(loaded.processor, [text], [(kind_used, payload)])
+
+
+def test_every_family_has_a_tiny_builder_outside_the_runtime(tmp_path):
+    """The tiny builders live in m2v_bench.testing, one per registered family; Family describes a family only."""
+    assert set(TINY_BUILDERS) == set(FAMILIES)
+    assert not any("tiny" in field for field in FAMILIES["mllama"].__dataclass_fields__)
+    with pytest.raises(M2VError, match="no tiny builder for model family 'qwen9'; known: mllama"):
+        build_tiny("qwen9", tmp_path)
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 def installed(tmp_path_factory):
     # Build from a copy: an in-tree build/ folder would outlive deleted modules and leak them into later wheels.
     source = tmp_path_factory.mktemp("src") / "m2v-bench"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "runs", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "runs", "*.egg-info", "__pycache__")
+    )
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [

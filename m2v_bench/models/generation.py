@@ -36,7 +36,7 @@ def prefetch(
     being prepared, so memory stays bounded whatever the number of batches. The first error of a batch is raised
     when that batch is reached; work not yet started is cancelled. ``workers == 0`` turns the pipeline off: each
     batch is prepared in the caller's thread when it is reached, the model waiting. The threads hand videos to
-    decoder processes (:class:`~m2v_bench.decode_pool.DecodePool`) and wait there without the GIL."""
+    decoder processes (:class:`~m2v_bench.frames.pool.DecodePool`) and wait there without the GIL."""
     if workers <= 0:
         for batch in batches:
             yield [prepare(item) for item in batch]
