@@ -21,11 +21,20 @@ def _store(args):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.submit import describe, submit  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard.submit import describe, store_submission, verify_submission  # start-up: see above
 
     describe(args.checkpoint)  # a bad provenance is refused before the database is opened (or created)
-    rows = submit(_store(args), args.checkpoint, args.results, args.data_dir or data_dir(), name=args.name,
-                  replace=args.replace)  # fmt: skip
+    # An existing --db is checked first (a file of another application is named before any verification); a new
+    # one is made only once the submission is verified, so a bad input leaves no empty database behind.
+    store = _store(args) if args.db.exists() or args.db.is_symlink() else None
+    try:
+        submission, rows, predictions = verify_submission(args.checkpoint, args.results,
+                                                          args.data_dir or data_dir(), name=args.name)  # fmt: skip
+        store = store or _store(args)
+        rows = store_submission(store, submission, rows, predictions, replace=args.replace)
+    finally:
+        if store is not None:
+            store.close()
     for row in rows:
         print(
             f"{row['task']}: n={row['n']} test set {row['test_set']} macro-F1 {row['macro_f1']:.3f} "
@@ -35,7 +44,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard import views  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard import views  # start-up time: see above
 
     store = _store(args)
     tables = {"substitution": [views.substitution(store, args.board)],
@@ -49,7 +58,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.site import build  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard.site import build  # start-up time: see above
 
     check_folder_target(args.out)
     pages = build(_store(args), args.out)
@@ -86,8 +95,8 @@ def _token(args) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.server import serve  # start-up time: it loads the model stack
-    from m2v_bench.leaderboard.service import Config  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard.server import serve  # start-up time: see above
+    from m2v_bench.leaderboard.service import Config  # start-up time: see above
 
     config = Config(db=args.db, data_dir=args.data_dir or data_dir(), model_dirs=args.model_dir, token=_token(args),
                     lease_s=args.lease_s, rate_limit=args.rate_limit, rate_window_s=args.rate_window_s)  # fmt: skip
@@ -97,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from m2v_bench.leaderboard.worker import Worker, WorkerConfig  # start-up time: it loads the model stack
+    from m2v_bench.leaderboard.worker import Worker, WorkerConfig  # start-up time: see above
 
     config = WorkerConfig(server=args.server, token=_token(args), data_dir=args.data_dir or data_dir(),
                           work_dir=args.work_dir, tasks=tuple(args.tasks.split(",")), device=args.device,

@@ -273,6 +273,20 @@ def submit(
     """Verify, recompute and store one checkpoint's results; returns the stored result rows. A taken name is an
     error unless ``replace`` (a new version; the old one stays in the store's history). Logs uploaded by their
     author are ``self-reported``; a leaderboard worker stores its own runs as ``verified``."""
+    submission, rows, predictions = verify_submission(checkpoint, results_dir, data_dir, name, status, environment)
+    return store_submission(store, submission, rows, predictions, replace)
+
+
+def verify_submission(
+    checkpoint: str,
+    results_dir: Path,
+    data_dir: Path,
+    name: str | None = None,
+    status: str = "self-reported",
+    environment: dict | None = None,
+) -> tuple[Submission, list[dict], dict]:
+    """Everything :func:`submit` checks and computes, before any store is opened: (the submission, its result rows,
+    task -> per-sample predictions)."""
     name = check_name(name or Path(checkpoint.rstrip("/")).name)
     provenance, rows, predictions, _config = evaluate_logs(checkpoint, results_dir, data_dir)
     submission = Submission(
@@ -287,6 +301,13 @@ def submit(
         status=status,
         environment=environment,
     )
+    return submission, rows, predictions
+
+
+def store_submission(
+    store: Store, submission: Submission, rows: list[dict], predictions: dict, replace: bool = False
+) -> list[dict]:
+    """Store a verified submission (a taken name is an error unless ``replace``); returns its result rows."""
     try:
         store.put(submission, rows, predictions, replace=replace)
     except NameTaken as exc:

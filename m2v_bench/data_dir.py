@@ -3,7 +3,7 @@
 - ``M2V_DATA_DIR=DIR``: a prepared folder (``<DIR>/<dataset>/<split>.jsonl``, as ``m2v-bench prepare --out DIR``
   writes it).
 - ``M2V_DATA_DIR=sample``: the bundled synthetic sample data (made on first use, see
-  m2v_bench.sample_data.default_prepared_dir). Only when asked for: its numbers mean nothing for a real model.
+  :func:`m2v_bench.sample_data.default_prepared_dir`). Only when asked for: its numbers mean nothing for a real model.
 - unset: the default data location, ``$XDG_DATA_HOME/m2v-bench`` (``~/.local/share/m2v-bench``), which is also where
   ``m2v-bench prepare`` writes when ``--out`` is not given. A dataset not prepared there is an error that names the
   ``m2v-bench prepare`` command; nothing falls back to synthetic data.

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import functools
 
+from m2v_bench.tasks import TASKS_DIR
+
 
 def register_tasks() -> None:
     """Make ``lmms_eval.tasks.TaskManager`` include m2v-bench's task folder (idempotent)."""
-    from lmms_eval.tasks import TaskManager  # imported here for start-up time
-
-    from m2v_bench.tasks import TASKS_DIR  # start-up time: it loads the model stack
+    from lmms_eval.tasks import TaskManager  # here: lmms-eval loads this entry point while it imports itself
 
     original = TaskManager.initialize_tasks
     if getattr(original, "_m2v_bench", False):
@@ -36,7 +36,7 @@ def register_tasks() -> None:
 
 def manifests() -> list:
     """Called by lmms-eval at start-up: registers the tasks and returns the model manifests."""
-    from lmms_eval.models.registry_v2 import ModelManifest  # imported here for start-up time
+    from lmms_eval.models.registry_v2 import ModelManifest  # here: see register_tasks
 
     register_tasks()
     return [ModelManifest(model_id="m2v", simple_class_path="m2v_bench.models.lmms_model.M2V")]

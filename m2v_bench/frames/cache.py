@@ -20,7 +20,7 @@ import numpy as np
 
 from m2v_bench.atomic import make_dirs
 from m2v_bench.frames.decoders import frame_files
-from m2v_bench.frames.views import Frames, FrameView
+from m2v_bench.frames.views import Frames, FrameView, uniform_indices
 from m2v_bench.media import _check_file
 
 logger = logging.getLogger("m2v_bench.frames")
@@ -28,6 +28,25 @@ logger = logging.getLogger("m2v_bench.frames")
 CACHE_VERSION = 1
 """Bump when sampling changes what a view gives: cached frames and keyframe scans of older versions are not used."""
 _FINGERPRINT_CHUNK = 256 * 1024
+
+
+def mismatch(frames: Frames, view: FrameView) -> str | None:
+    """What makes cached ``frames`` not a ``view`` of their clip (None: they are one): the frame count the view
+    takes, the indices its rule gives for the clip's length, the array's shape, type and size."""
+    array, total = frames.array, frames.total_frames
+    if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        return f"array {array.dtype} {tuple(array.shape)}, not uint8 (k, H, W, 3)"
+    if array.shape[0] != len(frames.indices):
+        return f"{array.shape[0]} frames stored for {len(frames.indices)} indices"
+    if total < 1 or any(type(i) is not int or not 0 <= i < total for i in frames.indices):
+        return f"indices {frames.indices[:4]} outside a clip of {total} frames"
+    if view.kind == "uniform" and frames.indices != uniform_indices(total, view.k):
+        return f"indices {frames.indices[:4]}..., not the {view.k} uniform frames of {total}"
+    if view.kind == "keyframe" and len(frames.indices) != 1:
+        return f"{len(frames.indices)} frames, not one keyframe"
+    if view.size is not None and (array.shape[2], array.shape[1]) != tuple(view.size):
+        return f"frames of {array.shape[2]}x{array.shape[1]}, not the view's {view.size[0]}x{view.size[1]}"
+    return None
 
 
 class FrameCache:
@@ -61,8 +80,9 @@ class FrameCache:
         """Whether both files of the entry exist (writes are atomic, so a run killed mid-write leaves none)."""
         return all(path.is_file() for path in self.paths(key))
 
-    def read(self, key: str) -> Frames | None:
-        """The cached frames, or None when absent or damaged (the caller decodes again and rewrites it)."""
+    def read(self, key: str, view: FrameView) -> Frames | None:
+        """The cached frames of ``view``, or None when the entry is absent, damaged or not what ``view`` asks for
+        (the caller decodes again and rewrites it; a damaged or mismatched entry is logged)."""
         array_path, meta_path = self.paths(key)
         try:
             meta = json.loads(meta_path.read_text())
@@ -76,8 +96,10 @@ class FrameCache:
             logger.warning("%s: a frame-cache entry without its keys (indices, total_frames, fallback); decoding the "
                            "clip again and rewriting it", meta_path)  # fmt: skip
             return None
-        if array.ndim != 4 or array.shape[0] != len(frames.indices):
-            logger.warning("%s: a frame-cache entry whose array does not match; decoding again", array_path)
+        problem = mismatch(frames, view)
+        if problem is not None:
+            logger.warning("%s: a frame-cache entry that does not match the request (%s); decoding the clip again "
+                           "and rewriting it", array_path, problem)  # fmt: skip
             return None
         return frames
 

@@ -49,7 +49,7 @@ class FrameSampler:
         key = None
         if self.cache is not None:
             key = self.cache.key(source, view)
-            cached = self.cache.read(key)
+            cached = self.cache.read(key, view)
             if cached is not None:
                 return cached
         frames = self._decode(source, view)

@@ -20,7 +20,7 @@ the ranks' parts are merged.
 """
 
 from m2v_bench.reannotate.human import HumanLabel, import_answers, read_human, write_human
-from m2v_bench.reannotate.memes import load_memes, target_space
+from m2v_bench.reannotate.memes import check_images, load_memes, target_space
 from m2v_bench.reannotate.predict import (
     Prediction,
     check_predictions,
@@ -49,6 +49,7 @@ __all__ = [
     "Prediction",
     "VoteResult",
     "agreement_stats",
+    "check_images",
     "check_predictions",
     "conflicts",
     "import_answers",

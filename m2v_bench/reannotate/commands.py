@@ -37,6 +37,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     re_.target_space(args.target)
     memes = re_.load_memes(args.memes)
+    re_.check_images(memes, args.memes)  # before the model loads and before --out is made
     state, device = _data_parallel_state(args.device)
     if state.is_main_process:  # a file of another target is refused before the model loads (rank 0 owns --out)
         done = re_.read_predictions(args.out, repair=True)

@@ -9,6 +9,7 @@ from m2v_bench.errors import M2VError
 from m2v_bench.labels import LabelSpace
 from m2v_bench.manifest import Record, read_manifest, with_absolute_media
 from m2v_bench.registry import check_target
+from m2v_bench.validate import media_problems
 
 
 def target_space(target: str) -> LabelSpace:
@@ -36,3 +37,21 @@ def load_memes(manifest: Path) -> list[Record]:
             raise M2VError(f"{manifest} [{meme.id}]: the meme id appears twice; `m2v-bench validate` lists them")
         seen.add(meme.id)
     return memes
+
+
+def check_images(memes: list[Record], manifest: Path) -> None:
+    """Every meme's image opens as an image: probed before a model loads or a predictions file is made, so a
+    missing, empty, truncated or non-image file is one error listing them all, and nothing is written."""
+    missing = [m.id for m in memes if m.media is None]
+    if missing:
+        raise M2VError(
+            f"{manifest} [{missing[0]}]: the meme has no image (media is null); `m2v-bench validate` lists them"
+        )
+    problems = media_problems(memes, manifest, cached=True)
+    if problems:
+        listing = "; ".join(f"{record.id} ({kind}: {record.media})" for record, kind, _ in problems[:10])
+        more = f" and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise M2VError(
+            f"{manifest}: {len(problems)} of {len(memes)} memes have unusable images, found before the model loads: "
+            f"{listing}{more}; fix or remove them (`m2v-bench validate {manifest.parent}` reports them)"
+        )

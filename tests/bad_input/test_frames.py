@@ -127,3 +127,42 @@ def test_a_broken_frame_cache_entry_is_decoded_again(tmp_path, broken, caplog):
     again = sampler.sample(video, FrameView.uniform(2))
     assert again.indices == first.indices and not again.meta.get("cached")
     assert json.loads(meta.read_text())["indices"] == first.indices  # rewritten whole
+
+
+@pytest.mark.parametrize(
+    ("case", "view", "stored", "problem"),
+    [
+        # the case: one frame stored where 4 uniform frames are asked for (array and meta agree)
+        ("one-frame-for-four", "uniform4", lambda a: (a[:1], [0]), "not the 4 uniform frames of 4"),
+        ("other-indices", "uniform4", lambda a: (a, [3, 2, 1, 0]), "not the 4 uniform frames"),
+        ("index-past-the-end", "uniform4", lambda a: (a, [0, 1, 2, 9]), "outside a clip of 4 frames"),
+        ("other-size", "uniform4", lambda a: (a[:, :8, :8], [0, 1, 2, 3]), "frames of 8x8, not the view's 16x16"),
+        ("grey-frames", "uniform4", lambda a: (a[..., 0], [0, 1, 2, 3]), "not uint8 (k, H, W, 3)"),
+        ("float-frames", "uniform4", lambda a: (a.astype("float32"), [0, 1, 2, 3]), "not uint8 (k, H, W, 3)"),
+        ("two-keyframes", "keyframe", lambda a: (a.repeat(2, axis=0), [0, 1]), "not one keyframe"),
+    ],
+)  # fmt: skip
+def test_a_cache_entry_that_is_not_the_requested_view_is_decoded_again(tmp_path, caplog, case, view, stored, problem):
+    import numpy as np
+
+    from m2v_bench.frames import FrameSampler, FrameView
+
+    view = (
+        FrameView.uniform(4, size=(16, 16)) if view == "uniform4" else FrameView.keyframe(threshold=0, size=(16, 16))
+    )
+    video = _video(tmp_path / "v.mp4")
+    sampler = FrameSampler(cache_dir=tmp_path / "cache")
+    first = sampler.sample(video, view)
+    (array_path,) = (tmp_path / "cache").rglob("*.npy")
+    array, indices = stored(np.load(array_path))
+    np.save(array_path, array, allow_pickle=False)
+    meta_path = array_path.with_suffix(".json")
+    meta_path.write_text(json.dumps({"indices": indices, "total_frames": 4, "fallback": False}))
+    caplog.clear()
+    again = sampler.sample(video, view)
+    assert not again.meta.get("cached"), "a mismatched entry was returned as if valid"
+    assert again.indices == first.indices and (again.array == first.array).all()
+    assert "does not match the request" in caplog.text and str(array_path) in caplog.text
+    assert problem in caplog.text
+    assert json.loads(meta_path.read_text())["indices"] == first.indices  # rewritten from the decoded frames
+    assert sampler.sample(video, view).meta.get("cached")  # and read from the cache after

@@ -73,7 +73,16 @@ LEADERBOARD = [
     provenance_case("malformed", '{"family": "mllama",'),
     provenance_case("empty", ""),
     provenance_case("latin-1", b'{"family": "' + LATIN1 + b'"}'),
+    # a new --db is made only after the submission is verified: these leave no empty database behind
+    Case("submit-new-db-results-missing", lambda w: (_submit_new_db(w, w / "none"), [w / "none"])),
+    Case("submit-new-db-results-empty", lambda w: (_submit_new_db(w, w / "results"), [w / "results"])),
 ]
+
+
+def _submit_new_db(w: Path, results: Path) -> list:
+    folder = _checkpoint(w)
+    return ["leaderboard", "--db", w / "new" / "lb.sqlite", "submit", folder, "--results", results,
+            "--data-dir", w / "missing-data"]  # fmt: skip
 
 
 @cases(LEADERBOARD)

@@ -11,11 +11,13 @@ from .harness import (
     LATIN1,
     Case,
     _video_memes,
+    bomb_png,
     cases,
     check,
     memes,
     predictions,
     record,
+    truncated_png,
     write,
     write_lines,
 )
@@ -71,7 +73,38 @@ PREDICT = [
         lambda w: (_predict(w, out=write_lines(w / "p.jsonl", [{"id": "m0"}])), [f"{w / 'p.jsonl'}:1"]),
     ),  # fmt: skip
     predict_case("model-missing", lambda w: (_predict(w), ["nowhere-model"])),
+    # unusable images are found before the model loads and before --out exists (no empty predictions file)
+    *[
+        predict_case(
+            f"image-{kind}",
+            lambda w, spoil=spoil, kind_word=kind_word: (
+                _predict(w, memes_path=_spoiled(w, spoil)),
+                ["train.jsonl", "m1", kind_word],
+            ),
+        )
+        for kind, spoil, kind_word in [
+            ("missing", lambda p: p.unlink(), "missing"),
+            ("zero-byte", lambda p: p.write_bytes(b""), "zero-byte"),
+            ("truncated", truncated_png, "corrupt-or-truncated"),
+            ("text", lambda p: p.write_text("not a picture"), "not-an-image"),
+            ("bomb", bomb_png, "too-large"),
+        ]
+    ],
+    predict_case(
+        "image-null",
+        lambda w: (
+            _predict(w, memes_path=memes(w, [record(0, "train"), record(1, "train", media=None)])),
+            ["[m1]", "null"],
+        ),
+    ),
 ]
+
+
+def _spoiled(w: Path, spoil: Callable[[Path], object]) -> Path:
+    """The meme manifest with meme m1's image spoiled (removed, emptied, cut, replaced)."""
+    manifest = memes(w)
+    spoil(manifest.parent / "img" / "1.png")
+    return manifest
 
 
 @cases(PREDICT)
