@@ -11,6 +11,8 @@ from m2v_bench.errors import M2VError
 
 RUN = re.compile(r"(?P<stamp>\d{8}_\d{6})_samples_(?P<task>.+)\.jsonl")
 """A per-sample log, ``<timestamp>_samples_<task>.jsonl`` (lmms-eval ``--log_samples``)."""
+RESULTS = re.compile(r"\d{8}_\d{6}_results\.json")
+"""A run's ``<timestamp>_results.json``."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Run:
 
     @property
     def results(self) -> Path:
-        return self.folder / f"{self.stamp}_results.json"
+        return self.folder / f"{self.stamp}_results.json"  # the name RESULTS matches
 
     def files(self) -> list[Path]:
         """The run's files that exist: its results.json and its per-sample logs."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2v_bench.errors import M2VError
-from m2v_bench.leaderboard.runs import RUN
+from m2v_bench.leaderboard.runs import RESULTS, RUN
 from m2v_bench.leaderboard.store import Store, Submission
 from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
 
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
-RESULTS_FILE = re.compile(r"\d{8}_\d{6}_results\.json")
 MAX_UPLOAD = 64 * 1024 * 1024
 
 
@@ -107,7 +106,7 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
     if sum(len(str(t)) for t in files.values()) > MAX_UPLOAD:
         raise RequestError(f"finish: upload over {MAX_UPLOAD} bytes")
     for filename in files:
-        if not (RUN.fullmatch(filename) or RESULTS_FILE.fullmatch(filename)):
+        if not (RUN.fullmatch(filename) or RESULTS.fullmatch(filename)):
             raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name")
     checkpoint = job["adapter"] or job["base_model"]
     if job["adapter"] and not Path(job["adapter"]).is_dir() and not upload.get("provenance"):

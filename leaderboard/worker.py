@@ -30,6 +30,7 @@ from m2v_bench.leaderboard import OFFICIAL_TASKS
 from m2v_bench.leaderboard.runs import newest_run
 from m2v_bench.leaderboard.submit import current_task_version
 from m2v_bench.models.provenance import fetch_provenance
+from m2v_bench.settings import DATA_DIR_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Worker:
         out.mkdir(parents=True, exist_ok=True)
         log_path = out / "lmms-eval.log"
         device = _device(self.config)
-        env = {**os.environ, "M2V_DATA_DIR": str(self.config.data_dir)}
+        env = {**os.environ, DATA_DIR_ENV: str(self.config.data_dir)}
         lost = threading.Event()
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(lmms_eval_command(self.config, job, out, device), stdout=log,

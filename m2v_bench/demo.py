@@ -26,7 +26,7 @@ from m2v_bench.atomic import check_folder_target
 from m2v_bench.errors import M2VError
 from m2v_bench.registry import TRAINED_STRATEGIES, video_targets
 from m2v_bench.sample_data import SampleDataConfig, make_sample_data, prepare_sample_data
-from m2v_bench.settings import available_cores
+from m2v_bench.settings import DATA_DIR_ENV, available_cores
 from m2v_bench.testing.tiny import TINY_BUILDERS, build_tiny
 from m2v_bench.validate import validate
 
@@ -87,7 +87,7 @@ class Demo:
         self.config = config
         self.raw, self.prepared = out / "raw", out / "prepared"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                    "M2V_DATA_DIR": str(self.prepared)}  # fmt: skip
+                    DATA_DIR_ENV: str(self.prepared)}  # fmt: skip
         self.bin = Path(sys.executable).parent
         self.stages = [
             ("make the synthetic raw datasets", self.make_data),

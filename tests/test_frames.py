@@ -1,3 +1,4 @@
+import ast
 import logging
 import os
 import signal
@@ -5,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -499,3 +501,19 @@ def test_no_block_to_be_had_keeps_the_pipe_and_the_worker(gop_clip, monkeypatch)
         assert pool.workers[0] is worker and worker.block is None  # not taken for a dead worker
     finally:
         pool.close()
+
+
+def test_a_decoder_worker_imports_the_callers_m2v_bench_and_leaves_the_path_alone():
+    """The worker's start-up code (pool._SERVE) finds this m2v_bench without putting its package folder on sys.path
+    (which would make m2v_bench's sub-packages, e.g. datasets, shadow top-level modules of the same name)."""
+    import m2v_bench
+    from m2v_bench.frames import pool
+
+    package = Path(m2v_bench.__file__).resolve().parent
+    assert Path(pool.source_root()) == package.parent
+    start = pool._SERVE.format(root=pool.source_root()).replace("serve()", "")
+    probe = start + "import m2v_bench, sys\nprint(m2v_bench.__file__)\nprint(repr(sys.path))\n"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    origin, path = result.stdout.splitlines()
+    assert Path(origin).resolve().parent == package
+    assert str(package) not in ast.literal_eval(path)

@@ -76,9 +76,17 @@ class FrameCache:
         folder = self.folder / key[:2]
         return folder / f"{key}.npy", folder / f"{key}.json"
 
-    def holds(self, key: str) -> bool:
-        """Whether both files of the entry exist (writes are atomic, so a run killed mid-write leaves none)."""
-        return all(path.is_file() for path in self.paths(key))
+    def holds(self, key: str, view: FrameView) -> bool:
+        """Whether the entry is there and is ``view`` (its metadata and the array's header; the frames are not read),
+        so `frames cache` decodes again what :meth:`read` would refuse."""
+        array_path, meta_path = self.paths(key)
+        try:
+            meta = json.loads(meta_path.read_text())
+            array = np.load(array_path, mmap_mode="r", allow_pickle=False)
+            frames = Frames(array, list(meta["indices"]), int(meta["total_frames"]), bool(meta["fallback"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return mismatch(frames, view) is None
 
     def read(self, key: str, view: FrameView) -> Frames | None:
         """The cached frames of ``view``, or None when the entry is absent, damaged or not what ``view`` asks for

@@ -54,6 +54,12 @@ serve()
 m2v_bench (or none) would be found first, so an installed one leaves the standard library ahead of site-packages."""
 
 
+def source_root() -> str:
+    """The folder that holds the caller's ``m2v_bench`` package (a checkout's root or site-packages): this module
+    is ``m2v_bench/frames/pool.py``, two levels below it."""
+    return os.path.realpath(Path(__file__).resolve().parents[2])
+
+
 def _room_in_shared_memory(nbytes: int) -> bool:
     """Whether /dev/shm can hold ``nbytes`` more, twice over: a write into a mapping of a full tmpfs kills the
     writer with SIGBUS."""
@@ -130,7 +136,7 @@ class _Worker:
     """One decoder process and the shared-memory block it writes into."""
 
     def __init__(self, sampler: FrameSampler) -> None:
-        serve = _SERVE.format(root=os.path.realpath(Path(__file__).parent.parent))
+        serve = _SERVE.format(root=source_root())
         self.process = subprocess.Popen([sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.block: shared_memory.SharedMemory | None = None
         self.answered = False

@@ -59,7 +59,7 @@ class FrameSampler:
 
     def is_cached(self, source: str | os.PathLike[str], view: FrameView) -> bool:
         """Whether the cache already holds this view of this clip."""
-        return self.cache is not None and self.cache.holds(self.cache.key(Path(source), view))
+        return self.cache is not None and self.cache.holds(self.cache.key(Path(source), view), view)
 
     def _decode(self, source: Path, view: FrameView) -> Frames:
         if source.is_dir():

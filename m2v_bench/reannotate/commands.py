@@ -37,12 +37,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     re_.target_space(args.target)
     memes = re_.load_memes(args.memes)
-    re_.check_images(memes, args.memes)  # before the model loads and before --out is made
     state, device = _data_parallel_state(args.device)
     if state.is_main_process:  # a file of another target is refused before the model loads (rank 0 owns --out)
         done = re_.read_predictions(args.out, repair=True)
         if done:
             re_.check_predictions(done, memes, args.target, args.out)
+    state.wait_for_everyone()  # every rank reads --out after rank 0 repaired it
+    done = re_.read_predictions(args.out)
+    # the images still to predict, before the model loads and before --out is made
+    re_.check_images([m for m in memes if m.id not in done], args.memes)
     loaded = load(args.model, adapter=args.adapter, dtype=args.dtype, device=device)
     generator = Generator(loaded, batch_size=args.batch_size, frame_cache=None)
     done = re_.predict(memes, args.target, generator, args.out, shots=args.shots, progress=not args.quiet,

@@ -158,6 +158,7 @@ def test_a_cache_entry_that_is_not_the_requested_view_is_decoded_again(tmp_path,
     np.save(array_path, array, allow_pickle=False)
     meta_path = array_path.with_suffix(".json")
     meta_path.write_text(json.dumps({"indices": indices, "total_frames": 4, "fallback": False}))
+    assert not sampler.is_cached(video, view)  # so `frames cache` decodes it again too
     caplog.clear()
     again = sampler.sample(video, view)
     assert not again.meta.get("cached"), "a mismatched entry was returned as if valid"
@@ -165,4 +166,4 @@ def test_a_cache_entry_that_is_not_the_requested_view_is_decoded_again(tmp_path,
     assert "does not match the request" in caplog.text and str(array_path) in caplog.text
     assert problem in caplog.text
     assert json.loads(meta_path.read_text())["indices"] == first.indices  # rewritten from the decoded frames
-    assert sampler.sample(video, view).meta.get("cached")  # and read from the cache after
+    assert sampler.is_cached(video, view) and sampler.sample(video, view).meta.get("cached")  # and read after
