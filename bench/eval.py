@@ -163,7 +163,8 @@ def measure_real_shapes(clips: list[Path], device: str, batch_size: int) -> None
 
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
     items = [(f"clip {n}: is it hateful?", [str(clip)]) for n, clip in enumerate(clips)]
-    for name in FAMILIES:
+    per_token: dict[str, float] = {}
+    for name in sorted(FAMILIES, key=lambda family: family != "llava_next_video"):  # the reference first
         with tempfile.TemporaryDirectory() as tmp:
             generator = Generator(load(str(build_real_shape(name, Path(tmp) / name)), dtype=dtype, device=device),
                                   batch_size=batch_size)  # fmt: skip
@@ -176,11 +177,23 @@ def measure_real_shapes(clips: list[Path], device: str, batch_size: int) -> None
                 if device.startswith("cuda"):
                     torch.cuda.synchronize()
                 elapsed = time.perf_counter() - start
+                visual = visual_tokens(generator, items[0])
             finally:
                 generator.sampler.close()
+        per_token[name] = elapsed / len(items) / visual * 1000
+        ratio = per_token[name] / per_token.get("llava_next_video", per_token[name])
         print(f"real shapes, {name} on {device} ({dtype}, batch {batch_size}, {generator.decode_workers} decoder "
-              f"processes): {len(items) / elapsed:.2f} samples/s ({elapsed:.2f} s for {len(items)} clips)",
-              flush=True)  # fmt: skip
+              f"processes): {len(items) / elapsed:.2f} samples/s ({elapsed:.2f} s for {len(items)} clips), "
+              f"{visual} visual tokens a clip, {per_token[name]:.2f} ms per 1000 visual tokens "
+              f"({ratio:.2f}x llava_next_video's)", flush=True)  # fmt: skip
+
+
+def visual_tokens(generator, item) -> int:
+    """The tokens one clip adds to its prompt in this family's input (the encoded prompt minus its text)."""
+    kind, payload = generator.prepare(item[1])
+    text = generator.chat(kind, len(payload), item[0])
+    encoded = generator.encode([text], kind, [payload])["input_ids"].shape[1]
+    return encoded - len(generator.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def main() -> None:

@@ -23,10 +23,11 @@ from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard.runs import RESULTS, RUN
 from m2v_bench.leaderboard.store import Store, Submission
 from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
+from m2v_bench.models.loading import checkpoint_family
+from m2v_bench.models.refs import HUB_ID
 
 logger = logging.getLogger(__name__)
 
-HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 MAX_UPLOAD = 64 * 1024 * 1024
 
@@ -81,6 +82,10 @@ def make_request(
     base = check_model_ref(base_model, config.model_dirs, "base model")
     if base is None:
         raise RequestError("base model: required (a hub id or a folder inside the leaderboard's model folders)")
+    try:
+        checkpoint_family(base)  # an unsupported family is refused now, not by the worker's run
+    except M2VError as exc:
+        raise RequestError(f"base model: {exc}") from None
     adapter = check_model_ref(adapter, config.model_dirs, "adapter")
     revision = (revision or "").strip() or None
     if revision is not None and not REVISION.fullmatch(revision):
@@ -132,7 +137,7 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         name=job["name"], family=provenance["family"], strategy=provenance["strategy"],
         target=provenance.get("target"), meme_source=provenance.get("meme_source"),
         base_model=str(job["base_model"]), video_fraction=provenance.get("video_fraction"),
-        provenance={**provenance, "revision": job["revision"]}, status="verified",
+        provenance={**provenance, "adapter": job["adapter"], "revision": job["revision"]}, status="verified",
         environment=upload.get("environment") or {},
     )  # fmt: skip
     return store.finish_job(job_id, claim, lambda: store.put(submission, rows, predictions))

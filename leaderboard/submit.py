@@ -289,6 +289,8 @@ def verify_submission(
     task -> per-sample predictions)."""
     name = check_name(name or Path(checkpoint.rstrip("/")).name)
     provenance, rows, predictions, _config = evaluate_logs(checkpoint, results_dir, data_dir)
+    if provenance["strategy"] != "no_ft":  # the row names the adapter beside its base
+        provenance = {**provenance, "adapter": checkpoint}
     submission = Submission(
         name=name,
         family=provenance["family"],

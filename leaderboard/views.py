@@ -1,5 +1,6 @@
 """Leaderboard views -- the paper's substitution (Table 3) and augmentation (Table 4) tables with the published rows
-next to submitted ones, and a ranking per task with bootstrap CIs and McNemar's test against the family's No-FT --
+next to submitted ones, and a ranking per task with bootstrap CIs and McNemar's test against the same base model's
+No-FT --
 written as Markdown, CSV or LaTeX with pytablewriter.
 
 Rows are compared only on the same test set: the public board (``board="paper"``) shows results on the paper's test
@@ -27,15 +28,16 @@ from m2v_bench.leaderboard.published import TEST_SETS, published_rows
 from m2v_bench.leaderboard.store import Store
 from m2v_bench.metrics import mcnemar_p
 from m2v_bench.models.families import FAMILIES
+from m2v_bench.models.refs import checkpoint_label
 from m2v_bench.registry import STRATEGIES, video_targets
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = (("accuracy", "Acc"), ("macro_f1", "M-F1"), ("f1", "F1"), ("recall", "R"), ("precision", "P"))
-PAPER_COLUMNS = ["Model", "Strategy", "Fine-tune data", "Source", "Test set"]
-RANKING_COLUMNS = ["Submission", "Model", "Strategy", "Status", "Test set", "n", "M-F1", "M-F1 95% CI", "Acc", "F1",
-                   "Invalid", "AUROC", "McNemar p vs No-FT"]  # fmt: skip
-DESCRIPTIVE = set(PAPER_COLUMNS) | set(RANKING_COLUMNS[:6])
+PAPER_COLUMNS = ["Model", "Family", "Strategy", "Fine-tune data", "Source", "Test set"]
+RANKING_COLUMNS = ["Submission", "Model", "Family", "Strategy", "Status", "Test set", "n", "M-F1", "M-F1 95% CI",
+                   "Acc", "F1", "Invalid", "AUROC", "McNemar p vs No-FT"]  # fmt: skip
+DESCRIPTIVE = set(PAPER_COLUMNS) | set(RANKING_COLUMNS[:7])
 STATUS_ORDER = ("verified", "self-reported")
 
 
@@ -69,6 +71,19 @@ def _strategy_name(strategy: str) -> str:
 
 def _finetune_data(strategy: str, target: str | None, meme: str | None) -> str:
     return STRATEGIES[strategy].finetune_data(target, meme) if strategy in STRATEGIES else "?"
+
+
+def model_name(sub) -> str:
+    """A submitted row's model: its base checkpoint's own name, plus its adapter's (a local folder marked local).
+    The paper's family names are for the paper's published rows only."""
+    base = checkpoint_label(sub.base_model)
+    adapter = (sub.provenance or {}).get("adapter")
+    return f"{base} + {checkpoint_label(adapter)}" if adapter else base
+
+
+def _paper_family(model: str) -> str:
+    """The family of a published row, from the paper's name of its model."""
+    return next((name for name, family in FAMILIES.items() if family.paper_name == model), "?")
 
 
 def _table_strategies(table: str) -> set[str]:
@@ -123,8 +138,7 @@ def _submitted(store: Store, strategies: set[str], board: str, notes: list[str])
                     test_sets.add(str(result["test_set"]))
             if not test_sets:
                 continue
-            family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
-            rows.append({"Model": family, "Strategy": _strategy_name(sub.strategy),
+            rows.append({"Model": model_name(sub), "Family": sub.family, "Strategy": _strategy_name(sub.strategy),
                          "Fine-tune data": _finetune_data(sub.strategy, sub.target, sub.meme_source),
                          "Source": f"{sub.status}: {sub.name}", "Test set": ", ".join(sorted(test_sets)),
                          **cells})  # fmt: skip
@@ -144,7 +158,8 @@ def _published(table_name: str) -> list[dict]:
             continue
         key = (row.model, row.strategy, row.finetune_data if table_name != "table4_augmentation" else row.strategy)
         cells = by_key.setdefault(
-            key, {"Model": row.model, "Strategy": row.strategy, "Fine-tune data": row.finetune_data,
+            key, {"Model": row.model, "Family": _paper_family(row.model), "Strategy": row.strategy,
+                  "Fine-tune data": row.finetune_data,
                   "Source": "published", "Test set": "paper"},
         )  # fmt: skip
         for key_name, label in COLUMNS:
@@ -188,15 +203,15 @@ def augmentation(store: Store, board: str = "paper") -> Table:
 def ranking(store: Store, board: str = "paper") -> list[Table]:
     """One table per (task, status) on a board: the verified ranking first, the self-reported one apart."""
     submissions = {s.name: s for s in store.submissions()}
-    # McNemar's baseline is a verified No-FT of the same family when there is one
+    # McNemar's baseline is a No-FT of the same base model, a verified one when there is one
     no_ft: dict[str, str] = {}
     for s in sorted(submissions.values(), key=lambda s: -_status_rank(s.status)):
         if s.strategy == "no_ft":
-            no_ft[s.family] = s.name
+            no_ft[s.base_model] = s.name
     tables = []
     results = [r for r in store.results() if on_board(r.get("test_set"), board)]
     for task in sorted({r["task"] for r in results}):
-        baselines = {family: store.predictions(name, task) for family, name in no_ft.items()}
+        baselines = {base: store.predictions(name, task) for base, name in no_ft.items()}
         for status in STATUS_ORDER:
             rows, notes = [], []
             chosen = [r for r in results if r["task"] == task and submissions.get(r["name"])
@@ -211,7 +226,7 @@ def ranking(store: Store, board: str = "paper") -> list[Table]:
             table = Table(f"Ranking on {task} ({status})", _frame(rows, RANKING_COLUMNS), notes=notes)
             table.notes.append(
                 "CI: percentile bootstrap over test samples (1000 resamples). McNemar: exact test against the same "
-                "family's No-FT submission on the same samples."
+                "base model's No-FT submission on the same samples."
             )
             if status == "self-reported":
                 table.notes.append("Self-reported: logs uploaded by their authors, checked and recomputed but not "
@@ -225,11 +240,15 @@ def _number(value) -> float:
 
 
 def _ranking_row(store: Store, r: dict, sub, no_ft: dict, baselines: dict, task: str) -> dict:
-    base = no_ft.get(sub.family)
-    p = mcnemar_p(store.predictions(r["name"], task), baselines[sub.family]) if base and base != r["name"] else None
+    base = no_ft.get(sub.base_model)
+    p = (
+        mcnemar_p(store.predictions(r["name"], task), baselines[sub.base_model])
+        if base and base != r["name"]
+        else None
+    )
     auroc = float(r["auroc"]) if r["auroc"] is not None and not math.isnan(r["auroc"]) else None
-    family = FAMILIES[sub.family].display_name if sub.family in FAMILIES else sub.family
-    values = [r["name"], family, _strategy_name(sub.strategy), sub.status, str(r["test_set"]), int(r["n"]),
+    values = [r["name"], model_name(sub), sub.family, _strategy_name(sub.strategy), sub.status, str(r["test_set"]),
+              int(r["n"]),
               float(r["macro_f1"]), _interval(r), float(r["accuracy"]), float(r["f1"]), float(r["invalid_rate"]),
               auroc, p]  # fmt: skip
     return dict(zip(RANKING_COLUMNS, values, strict=True))

@@ -14,6 +14,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -97,6 +98,23 @@ def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -
             "--output_path", str(out), "--log_samples"]  # fmt: skip
 
 
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)|m2v: error): (.+)$")
+
+
+def first_error(log: str) -> str | None:
+    """The line that says why a run failed, from its log: our own error (``M2VError: ...``, the file, sample and
+    fix) when there is one, else the first exception line of the log."""
+    found = []
+    for line in log.splitlines():
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            found.append(match.groups())
+    for kind, message in found:
+        if kind.startswith(("m2v", "M2V")) or "M2VError" in message:
+            return message.strip()
+    return f"{found[0][0]}: {found[0][1].strip()}" if found else None
+
+
 def collect_run(out: Path) -> dict[str, str]:
     """The newest run's results.json and per-sample logs, {file name: text}."""
     return {p.name: p.read_text(encoding="utf-8") for p in newest_run(out).files()}
@@ -132,19 +150,24 @@ class Worker:
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(lmms_eval_command(self.config, job, out, device), stdout=log,
                                        stderr=subprocess.STDOUT, env=env)  # fmt: skip
-            beat = threading.Thread(target=self._heartbeat, args=(job, process, log_path, lost), daemon=True)
+            ended = threading.Event()
+            beat = threading.Thread(target=self._heartbeat, args=(job, process, log_path, lost, ended), daemon=True)
             beat.start()
             code = process.wait()
+            ended.set()  # wakes the heartbeat now, not at its next beat (a third of the lease: minutes)
             beat.join(timeout=self.config.timeout_s)
         if lost.is_set():
             logger.warning("job %s: lease lost; the run was stopped and nothing is sent", job["id"])
             return job
         try:
             if code != 0:
-                raise M2VError(f"lmms-eval exited with {code}: {log_path.read_text()[-2000:]}")
+                raise M2VError(f"lmms-eval exited with {code}")
             files = collect_run(out)
-        except M2VError as exc:
-            self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": str(exc)[-9000:]})
+        except M2VError as exc:  # the run's own first error line first: "wrote no output" alone says nothing
+            log = log_path.read_text(encoding="utf-8", errors="replace")
+            cause = first_error(log)
+            error = f"{cause} ({exc})" if cause else f"{exc}; log tail: {log[-2000:]}"
+            self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": error[-9000:]})
             return job
         try:
             provenance = fetch_provenance(job.get("adapter"), job.get("revision"))
@@ -157,11 +180,14 @@ class Worker:
         logger.info("job %s: %s %s", job["id"], response.status_code, response.text[:500])
         return job
 
-    def _heartbeat(self, job: dict, process: subprocess.Popen, log_path: Path, lost: threading.Event) -> None:
+    def _heartbeat(
+        self, job: dict, process: subprocess.Popen, log_path: Path, lost: threading.Event, ended: threading.Event
+    ) -> None:
         sent = 0
         interval = max(0.5, float(job.get("lease_s", 60)) / 3)
         while process.poll() is None:
-            time.sleep(interval)
+            if ended.wait(interval):
+                return
             text = log_path.read_text(encoding="utf-8", errors="replace")
             try:
                 response = self.http.post(f"/api/jobs/{job['id']}/heartbeat",

@@ -209,7 +209,7 @@ class Demo:
                "--log_samples"]  # fmt: skip
         log = self.out / "logs" / f"eval-{out.name}.log"
         _run(cmd, log, self.env)
-        if not list(out.rglob("*_results.json")):  # lmms-eval exits 0 on failure: the results file is the proof
+        if not list(out.rglob("*_results.json")):  # lmms-eval's own errors exit 0: the results file is the proof
             raise M2VError(f"lmms-eval wrote no results for {out.name}; see {log}")
 
     def submit(self) -> None:

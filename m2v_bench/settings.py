@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from m2v_bench.errors import ManifestError
+from m2v_bench.errors import M2VError, ManifestError
 
 DATA_DIR_ENV = "M2V_DATA_DIR"
 SAMPLE = "sample"
@@ -20,6 +20,19 @@ SAMPLE_MARKER = "M2V_SAMPLE_DATA"
 CACHE_ENV = "M2V_CACHE"
 FRAME_CACHE_ENV = "M2V_FRAME_CACHE"
 """The default frame cache folder of evaluation and training (``frame_cache=`` in model args overrides it)."""
+BAD_MEDIA_ENV = "M2V_BAD_MEDIA"
+"""What unusable media do to an evaluation or a training run: ``error`` (the default) stops it before any model
+call, listing every bad sample; ``invalid`` scores them invalid (evaluation) or leaves them out, counted in the
+provenance (training)."""
+BAD_MEDIA_POLICIES = ("error", "invalid")
+
+
+def bad_media_policy() -> str:
+    """``$M2V_BAD_MEDIA``, checked."""
+    policy = os.environ.get(BAD_MEDIA_ENV, "error")
+    if policy not in BAD_MEDIA_POLICIES:
+        raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
+    return policy
 
 
 def cache_home() -> Path:

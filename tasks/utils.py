@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 
 from PIL import Image
 
 from m2v_bench.data_dir import identify_test_set, manifest_path
 from m2v_bench.datasets import DATASETS
-from m2v_bench.errors import M2VError
+from m2v_bench.errors import M2VError, stops_the_run
 from m2v_bench.frames import CACHE_VERSION, FrameSampler, FrameView
 from m2v_bench.labels import PARSER_VERSION, PROMPT_VERSION, few_shot_prompt, get_label_space
 from m2v_bench.manifest import read_manifest, split_hash, with_absolute_media
 from m2v_bench.media import load_image
 from m2v_bench.metrics import INVALID, METRICS, SCORE_METRICS, auroc, classification_metrics, strict_macro_f1
+from m2v_bench.settings import BAD_MEDIA_ENV, bad_media_policy
 from m2v_bench.stat_cache import FileResultCache
 from m2v_bench.validate import media_problems
 
 VIEWS = ("video", "keyframe", "image")
-BAD_MEDIA_ENV = "M2V_BAD_MEDIA"
-BAD_MEDIA_POLICIES = ("error", "invalid")
 _PROMPT_MODALITY = {"video": "video", "keyframe": "image", "image": "image"}
 
 
+@stops_the_run
 def process_docs(dataset):
     """Replace the task's one-line descriptor (dataset, view) with the docs of that dataset's test manifest."""
     import datasets  # imported here: HF datasets takes a second, and only building the task needs it
@@ -73,9 +72,7 @@ def process_docs(dataset):
 def _media_errors(records, path) -> dict[str, str]:
     """{id: problem} of the samples whose media cannot be used; an error listing them all unless the policy is
     ``invalid``."""
-    policy = os.environ.get(BAD_MEDIA_ENV, "error")
-    if policy not in BAD_MEDIA_POLICIES:
-        raise M2VError(f"{BAD_MEDIA_ENV}={policy!r}: expected one of {', '.join(BAD_MEDIA_POLICIES)}")
+    policy = bad_media_policy()
     problems = media_problems(records, path, cached=True)
     if problems and policy == "error":
         listing = "; ".join(f"{record.id} ({kind}: {record.media or 'no file'})" for record, kind, _ in problems)
@@ -107,6 +104,7 @@ def _media(doc) -> str:
     return doc["media"]
 
 
+@stops_the_run
 def doc_to_visual(doc):
     """The video path (video view: the model samples frames itself), the keyframe (keyframe view: the paper's
     LLaMA input, 560x560), or the meme image."""
@@ -119,6 +117,7 @@ def doc_to_visual(doc):
     return [load_image(_media(doc))]
 
 
+@stops_the_run
 def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     shots = int((lmms_eval_specific_kwargs or {}).get("shots", 0))
     demos = DATASETS[doc["dataset"]].demonstrations()[:shots] if shots else []
@@ -128,10 +127,12 @@ def doc_to_text(doc, lmms_eval_specific_kwargs=None):
     return few_shot_prompt(doc["text"], space, _PROMPT_MODALITY[doc["view"]], demos)
 
 
+@stops_the_run
 def doc_to_target(doc):
     return get_label_space(doc["label_space"]).word(doc["label"])
 
 
+@stops_the_run
 def process_results(doc, results):
     """One record per sample for every metric: id, gold, parsed prediction, raw response and the test set's content
     hash, so the per-sample log alone is enough to verify and recompute the metrics (the leaderboard does)."""
@@ -144,12 +145,14 @@ def process_results(doc, results):
     return dict.fromkeys(METRICS, item)
 
 
+@stops_the_run
 def doc_to_choice(doc):
     """The score variants' two answers, negative first (index = label)."""
     space = get_label_space(doc["label_space"])
     return [space.negative, space.positive]
 
 
+@stops_the_run
 def process_results_score(doc, results):
     """``results`` = (loglikelihood, is_greedy) of the negative and the positive answer (lmms-eval 0.7's response
     filters hand them over as their string form)."""

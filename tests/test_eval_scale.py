@@ -131,7 +131,7 @@ def test_score_answers_share_the_prompt(tiny_models, mixed_docs, name):
 
     lm = M2V(pretrained=str(tiny_models[name]), dtype="float32", frames=4, batch_size=4)
     lm.task_dict = {"t": {"test": mixed_docs}}
-    vision = next(m for n, m in lm.model.named_modules() if n.endswith(("vision_tower", "vision_model")))
+    vision = next(m for n, m in lm.model.named_modules() if n.endswith(("vision_tower", "vision_model", "visual")))
     forwards, encoded = [], []
     lm.model.register_forward_hook(lambda module, args, kwargs, output: forwards.append(kwargs["input_ids"].shape[0]),
                                    with_kwargs=True)  # fmt: skip

@@ -202,7 +202,12 @@ def test_published_rows_reproduce_the_papers_tables():
         assert positives == {"MHC": 67, "HateMM": 96}[row.target]
     sub = views.substitution(Store(":memory:"))
     assert len(sub.frame) == 14  # 2 models x (No-FT, Vid-FT x2 targets, OM/RM-FT x FHM/MAMI)
-    assert list(sub.frame.columns[5:]) == [
+    assert list(sub.frame.columns[:2]) == ["Model", "Family"]
+    assert set(zip(sub.frame["Model"], sub.frame["Family"], strict=True)) == {
+        ("LLaMA-3.2-11B", "mllama"),
+        ("LLaVA-NeXT-Video-7B", "llava_next_video"),
+    }  # the paper's own names on its own rows only
+    assert list(sub.frame.columns[6:]) == [
         f"{t} {m}" for t in ("MHC", "HateMM") for m in ("Acc", "M-F1", "F1", "R", "P", "M-F1 95% CI", "n")
     ]
     assert set(sub.frame["Test set"]) == {"paper"} and set(sub.frame["MHC n"]) - {None} == {200}
@@ -281,7 +286,8 @@ def test_site_in_headless_chromium(runs, store, tmp_path):
     sample = (site / "sample.html").read_text()
     body = re.search(r'<table id="sample-0".*?<tbody>(.*?)</tbody>', sample, re.S).group(1)
     assert len(re.findall(r'<tr class="self-reported"', body)) == 2
-    assert "self-reported: lnv-vid-ft" in body and "LLaVA-NeXT-Video-7B" in body
+    assert "self-reported: lnv-vid-ft" in body and "LLaVA-NeXT-Video-7B" not in body  # the paper's name: its rows only
+    assert f"{runs['base'].name} (local) + {runs['adapter'].name} (local)" in body
     assert shot.stat().st_size > 10_000
     assert np.asarray(Image.open(shot)).std() > 10  # not a blank page
 
@@ -301,7 +307,8 @@ def test_site_builds_from_the_published_rows_alone(tmp_path):
         substitution_page.count('<tr class="published">') == 14
         and "No submission on the paper" in (tmp_path / "site" / "ranking.html").read_text()
     )
-    assert (tmp_path / "site" / "substitution.csv").read_text().startswith("Model,Strategy,Fine-tune data,Source")
+    csv_header = (tmp_path / "site" / "substitution.csv").read_text().splitlines()[0]
+    assert csv_header.startswith("Model,Family,Strategy,Fine-tune data,Source")
 
 
 # ------------------------------------------------------------------------------------- cheating and damage
@@ -473,7 +480,7 @@ def test_cli_show_board_and_history(tmp_path, capsys):
     assert main(["leaderboard", "--db", str(db), "show", "--view", "ranking", "--board", "sample", "--format",
                  "csv"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "'=cmd,LLaVA-NeXT-Video-7B,Vid-FT,self-reported,sample,2,0.250" in out
+    assert "'=cmd,tiny (local),llava_next_video,Vid-FT,self-reported,sample,2,0.250" in out
     assert main(["leaderboard", "--db", str(db), "history", "=cmd"]) == 0
     out = capsys.readouterr().out
     assert "version 1 (self-reported, replaced" in out and "m2v_mhc 0.500" in out and "version 2" in out

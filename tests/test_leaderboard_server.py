@@ -146,7 +146,7 @@ def test_the_app_imports_without_starting_anything_and_mounts_the_ui(tmp_path):
 
 def test_tables_api_serves_the_views(client):
     (table,) = client.get("/api/tables/substitution").json()
-    assert table["columns"][:5] == ["Model", "Strategy", "Fine-tune data", "Source", "Test set"]
+    assert table["columns"][:6] == ["Model", "Family", "Strategy", "Fine-tune data", "Source", "Test set"]
     assert len(table["rows"]) == 14 and {r["Test set"] for r in table["rows"]} == {"paper"}
     assert client.get("/api/tables/ranking?board=sample").json() == []
     assert client.get("/api/tables/nope").status_code == 404
@@ -364,12 +364,12 @@ TYPE = """(() => {{
 
 def _row_cells(text: str, source: str) -> list[str] | None:
     """A table row's cells from the page's text (Gradio's data frame renders rows as divs, one cell a line): the
-    three cells before the Source cell, and the 15 after it."""
+    four cells before the Source cell, and the 15 after it."""
     lines = [line.strip() for line in text.splitlines()]
     if source not in lines:
         return None
     at = lines.index(source)
-    return lines[at - 3 : at + 16]
+    return lines[at - 4 : at + 16]
 
 
 @pytest.mark.slow
@@ -403,10 +403,11 @@ def test_end_to_end_in_headless_chromium(live, tmp_path):
         _wait(lambda: "FINISHED" in browser.text(), 60, "FINISHED in the queue")
         assert browser.js(CLICK_TAB.format(name="Tables 3 and 4"))
         cells = _wait(lambda: _row_cells(browser.text(), "verified: e2e-lnv-vid-ft"), 60, "the verified row")
-        # Model, Strategy, Fine-tune data, Source, Test set, MHC Acc/M-F1/F1/R/P, MHC M-F1 95% CI, MHC n, HateMM ...
-        assert cells[:5] == ["LLaVA-NeXT-Video-7B", "Vid-FT", "MHC", "verified: e2e-lnv-vid-ft", "sample"], cells
-        assert re.fullmatch(r"\[0\.\d{3}, [01]\.\d{3}\]", cells[10]) and cells[11] == "40", cells
-        assert cells[18] == "40", cells  # HateMM n
+        # Model, Family, Strategy, Fine-tune data, Source, Test set, MHC Acc/M-F1/F1/R/P, MHC M-F1 95% CI, MHC n, ...
+        model = f"{live['base'].name} (local) + {live['adapter'].name} (local)"  # the checkpoints' own names
+        assert cells[:6] == [model, "llava_next_video", "Vid-FT", "MHC", "verified: e2e-lnv-vid-ft", "sample"], cells
+        assert re.fullmatch(r"\[0\.\d{3}, [01]\.\d{3}\]", cells[11]) and cells[12] == "40", cells
+        assert cells[19] == "40", cells  # HateMM n
         shot = browser.call("Page.captureScreenshot", browser.session)["data"]
         assert len(shot) > 10_000  # a rendered page, not a blank one
     finally:
@@ -435,3 +436,33 @@ def test_a_pinned_revision_is_what_the_worker_evaluates_and_what_the_server_chec
         service.verify_upload(store, _config(tmp_path), job_id, claim, upload)
     assert store.job(job_id)["state"] == "FAILED" and store.submissions() == []
     store.close()
+
+
+def test_an_unsupported_checkpoint_is_refused_when_requested(client, tmp_path):
+    """The server reads the checkpoint's config.json: a family m2v-bench has no entry for is refused at once, with
+    the supported families and where adding one is explained -- never queued to fail as "wrote no output"."""
+    import json as json_module
+
+    from m2v_bench.models.families import FAMILIES
+
+    folder = tmp_path / "models" / "text-only"
+    folder.mkdir()
+    (folder / "config.json").write_text(json_module.dumps({"model_type": "llama"}))
+    response = client.post("/api/requests", json={"name": "llama", "base_model": str(folder)})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "'llama' checkpoint, not a supported" in detail and "Adding a model family" in detail
+    assert all(name in detail for name in FAMILIES)
+    assert client.get("/api/jobs").json() == []
+
+
+def test_a_failed_run_reports_its_own_first_error_line():
+    from m2v_bench.leaderboard.worker import first_error
+
+    log = ("INFO loading\nTraceback (most recent call last):\n  File 'x.py'\nValueError: a retry wrapper said so\n"
+           "m2v: error: 1 of 40 samples in /d/mhc/test.jsonl have unusable media: a (zero-byte)\n")  # fmt: skip
+    assert first_error(log).startswith("1 of 40 samples in /d/mhc/test.jsonl")  # ours first
+    assert first_error("Traceback\nOSError: Qwen/Nope is not a valid model identifier\n") == (
+        "OSError: Qwen/Nope is not a valid model identifier"
+    )
+    assert first_error("all fine\n") is None

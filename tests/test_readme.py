@@ -53,8 +53,8 @@ def test_set_up_is_exactly_make_demo_and_make_test():
 
 @pytest.mark.slow
 def test_quick_start_runs_as_written(tmp_path):
-    """The first bash block under "Quick start", run by bash in an empty folder with the venv first on PATH. lmms-eval
-    exits 0 even when a task failed, so the results file and the per-sample log are what is checked."""
+    """The first bash block under "Quick start", run by bash in an empty folder with the venv first on PATH; the
+    results file and the per-sample log are checked too."""
     blocks = _bash_blocks(_section(README.read_text(encoding="utf-8"), "Quick start"))
     assert blocks, "the Quick start section has no bash block"
     script = tmp_path / "quick_start.sh"

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from m2v_bench.media import write_video
 from m2v_bench.models.families import FAMILIES
 from m2v_bench.testing.tiny import REAL_SHAPES
 
@@ -38,6 +39,23 @@ LLAVA_MAX_MEME_TOKENS = 2928
 MLLAMA_PATCHES_PER_TILE = 1601
 """(560 / 14) ** 2 + the class token."""
 MLLAMA_TILES = 4
+
+
+CLIP_SIZE = (320, 240)
+"""Width, height of the clip the modern families' counts are stated for (10 s at 25 fps): their processors keep a
+video's aspect ratio and resolution within a pixel budget, so the count depends on the clip's size."""
+VISUAL_TOKENS = {
+    "qwen2_5_vl": ("<|video_pad|>", 792),
+    "qwen3_vl": ("<|video_pad|>", 640),
+    "llava_onevision": ("<video>", 3137),
+    "internvl": ("<IMG_CONTEXT>", 4096),
+    "gemma3": ("<image_soft_token>", 4096),
+}
+"""16 frames of a CLIP_SIZE clip at each family's real geometry, as its FAMILIES entry states: Qwen2.5-VL 8 temporal
+patches x 9x11 merged patches; Qwen3-VL 8 x 8x10; LLaVA-OneVision 16 x 196 pooled + 1 newline; InternVL 16 tiles x
+256; Gemma 3 16 images x 256."""
+LARGE_MEME = (1024, 1024)
+"""A large meme (FHM's and MAMI's images are smaller): it must fit every recipe's max_length too."""
 
 
 def recipe(family: str, strategy: str) -> dict:
@@ -112,7 +130,7 @@ def test_evaluation_inputs_of_llava_next_video_are_2304_visual_tokens(real, prep
     generator = Generator(load(str(real["llava_next_video"]), dtype="float32"), frames=16)
     video = _examples(prepared, "vid_ft", 1)[0]["media"]
     kind, payload = generator.prepare([video])
-    assert kind == "video" and np.asarray(payload[0]).shape[0] == 16
+    assert kind == "video" and payload[0].array.shape[0] == 16
     inputs = generator.encode([generator.chat(kind, 1, "Is it offensive?")], kind, payload)
     video_token = generator.processor.tokenizer.convert_tokens_to_ids("<video>")
     assert int((inputs["input_ids"] == video_token).sum()) == LLAVA_VIDEO_TOKENS
@@ -169,3 +187,27 @@ def test_two_training_steps_of_the_real_recipe_then_an_evaluation(real, prepared
     samples = list(out.rglob("*_samples_m2v_mhc.jsonl"))
     assert samples and len(samples[0].read_text().splitlines()) == 4
     assert "m2v_mhc" in json.loads(results[0].read_text())["results"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(VISUAL_TOKENS))
+def test_16_frames_are_the_stated_visual_tokens_within_every_recipe(real, prepared, tmp_path, name):
+    rng = np.random.default_rng(0)
+    width, height = CLIP_SIZE
+    clip = write_video(tmp_path / "clip.mp4", (rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+                                               for _ in range(250)), fps=25)  # fmt: skip
+    meme = tmp_path / "meme.png"
+    Image.fromarray(rng.integers(0, 255, (*LARGE_MEME[::-1], 3), dtype=np.uint8)).save(meme)
+    processor, collator = _collator(real, name)
+    assert collator.view.k == 16 == FAMILIES[name].frames
+    video, image = _examples(prepared, "vid_ft", 1)[0], _examples(prepared, "om_ft", 1)[0]
+    batch = collator([{**video, "media": str(clip)}, {**image, "media": str(meme)}])
+    token, expected = VISUAL_TOKENS[name]
+    assert int((batch["input_ids"][0] == processor.tokenizer.convert_tokens_to_ids(token)).sum()) == expected
+    if name == "qwen3_vl":  # the sampling metadata reached the processor: timestamps of frames 0 .. 234 at 25 fps
+        text = processor.tokenizer.decode(batch["input_ids"][0])
+        assert "<0.3 seconds>" in text and "<9.0 seconds>" in text
+    longest = int(batch["attention_mask"].sum(dim=1).max())
+    for strategy in STRATEGIES:
+        config = recipe(name, strategy)
+        assert config["frames"] == 16 and longest <= config["max_length"], (strategy, longest)

@@ -27,6 +27,8 @@ from m2v_bench.datasets import get_dataset
 from m2v_bench.errors import M2VError
 from m2v_bench.manifest import Record, read_manifest, split_hash, with_absolute_media
 from m2v_bench.registry import aligned_name, check_meme_source, check_target, get_strategy
+from m2v_bench.settings import BAD_MEDIA_ENV, bad_media_policy
+from m2v_bench.validate import media_problems
 
 
 @dataclass
@@ -48,7 +50,9 @@ class M2VDataArguments:
                   " default: data_dir"},
     )  # fmt: skip
     video_fraction: float = field(default=1.0, metadata={"help": "share of the video train split to use (0, 1]"})
-    frames: int = field(default=16, metadata={"help": "uniform frames per video (LLaVA-NeXT-Video)"})
+    frames: int | None = field(
+        default=None, metadata={"help": "uniform frames per video (default: the family's, the paper's 16)"}
+    )
     frame_cache: str | None = field(default=None, metadata={"help": "frame cache folder (epochs 2.. skip decoding)"})
 
 
@@ -142,6 +146,28 @@ def training_records(strategy: str, args: M2VDataArguments, seed: int = 42) -> t
     if missing:
         raise M2VError(f"{len(missing)} training sample(s) have no media (e.g. {missing[:3]}); `m2v-bench validate`")
     return records, sources
+
+
+def usable_records(records: list[Record], sources: list[Source]) -> tuple[list[Record], list[dict]]:
+    """Every training sample's media probed before the model loads, as evaluation probes its test set: unusable
+    media stop the run in one line listing them, or, with ``M2V_BAD_MEDIA=invalid``, are left out. Returns the
+    records kept and the ones left out ({id, media, problem}: the provenance records them)."""
+    policy = bad_media_policy()
+    manifest = Path(sources[0].path) if sources else Path("train.jsonl")  # the probe cache's namespace
+    problems = media_problems(records, manifest, cached=True)
+    if not problems:
+        return records, []
+    skipped = [{"id": r.id, "media": r.media, "problem": kind} for r, kind, _ in problems]
+    if policy == "error":
+        listing = "; ".join(f"{s['id']} ({s['problem']}: {s['media']})" for s in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        raise M2VError(
+            f"{len(skipped)} of {len(records)} training samples have unusable media, found before the model loads: "
+            f"{listing}{more}. Fix them (`m2v-bench validate` reports them), or set {BAD_MEDIA_ENV}=invalid to "
+            "train without them"
+        )
+    bad = {s["id"] for s in skipped}
+    return [r for r in records if r.id not in bad], skipped
 
 
 def to_example(record: Record, target: str) -> dict:

@@ -24,7 +24,7 @@ from m2v_bench.models.loading import detect_family
 from m2v_bench.models.provenance import PROVENANCE_FILE, training_provenance, write_provenance
 from m2v_bench.registry import get_strategy
 from m2v_bench.trainers.collator import AnswerOnlyCollator
-from m2v_bench.trainers.data import M2VDataArguments, check_strategy, to_example, training_records
+from m2v_bench.trainers.data import M2VDataArguments, check_strategy, to_example, training_records, usable_records
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def check_training_args(data_args: M2VDataArguments, training_args) -> None:
             f"num_train_epochs {training_args.num_train_epochs} / max_steps {training_args.max_steps}: the run would "
             "train nothing; set num_train_epochs > 0 (or max_steps > 0)"
         )
-    if data_args.frames < 1:
+    if data_args.frames is not None and data_args.frames < 1:
         raise M2VError(f"frames {data_args.frames}: a video needs at least 1 frame")
     for name in ("per_device_train_batch_size", "gradient_accumulation_steps"):
         if getattr(training_args, name) < 1:
@@ -153,7 +153,9 @@ def default_output_dir(family: str, strategy: str, target: str, meme_source: str
 
 
 def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, model_args):
-    """The SFTTrainer of one run, and what the provenance needs: (trainer, family, sources, examples, peft_config)."""
+    """The SFTTrainer of one run, and what the provenance needs: (trainer, family, sources, examples, peft_config,
+    samples left out for unusable media). The data, their media and their length are checked before the model
+    loads."""
     import torch  # imported here for start-up time
     from accelerate import PartialState  # imported here for start-up time
     from datasets import Dataset  # imported here for start-up time
@@ -161,6 +163,7 @@ def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, mod
     from trl import SFTTrainer, get_peft_config, get_quantization_config  # imported here for start-up time
 
     family = detect_family(model_args.model_name_or_path)
+    data_args.frames = data_args.frames or family.frames
     # Set up the process group before from_pretrained: under ZeRO-3, from_pretrained partitions the weights as it
     # creates them (zero.Init) and must already see every rank.
     _ = training_args.device
@@ -169,7 +172,11 @@ def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, mod
 
         deepspeed.init_distributed()  # idempotent; wraps the process group set up above (gloo on CPU, nccl on GPU)
     records, sources = training_records(strategy, data_args, training_args.seed)
+    records, skipped = usable_records(records, sources)
     examples = [to_example(r, data_args.target) for r in records]
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path)
+    collator = AnswerOnlyCollator(processor, family, data_args.frames, data_args.frame_cache, training_args.max_length)
+    collator.check_fits(examples)  # before the model loads: a too-short max_length is one line naming the numbers
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     quantization = get_quantization_config(model_args)
     model = AutoModelForImageTextToText.from_pretrained(
@@ -177,17 +184,15 @@ def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, mod
         dtype=dtype,
         attn_implementation=model_args.attn_implementation,
         quantization_config=quantization,
-        # a k-bit model is placed whole on this process's device (what TRL's get_kbit_device_map did)
-        **({"device_map": {"": PartialState().local_process_index}} if quantization else {}),
+        # a k-bit model is placed whole on this process's device (cuda:<local rank>, or the CPU)
+        **({"device_map": {"": str(PartialState().device)}} if quantization else {}),
     )
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path)
     # The recipes train LoRA adapters (the paper), on the language model only unless the recipe names modules.
     model_args.use_peft = True
     model_args.lora_target_modules = model_args.lora_target_modules or family.lora_target_modules
     peft_config = get_peft_config(model_args)
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    collator = AnswerOnlyCollator(processor, family, data_args.frames, data_args.frame_cache, training_args.max_length)
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -196,13 +201,15 @@ def build_trainer(strategy: str, data_args: M2VDataArguments, training_args, mod
         processing_class=processor,
         peft_config=peft_config,
     )
-    return trainer, family, sources, examples, peft_config
+    return trainer, family, sources, examples, peft_config, skipped
 
 
 def main(strategy: str, data_args: M2VDataArguments, training_args, model_args) -> Path:
     """Train one adapter (resuming when ``resume_from_checkpoint`` is a path or true); returns its folder."""
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    trainer, family, sources, examples, peft_config = build_trainer(strategy, data_args, training_args, model_args)
+    trainer, family, sources, examples, peft_config, skipped = build_trainer(
+        strategy, data_args, training_args, model_args
+    )
     processor = trainer.processing_class
     if resume:
         check_finished(resume, _planned_steps(training_args, len(examples), trainer.accelerator.num_processes))
@@ -217,6 +224,7 @@ def main(strategy: str, data_args: M2VDataArguments, training_args, model_args) 
             world_size=trainer.accelerator.num_processes,
             quantization="4bit-nf4" if model_args.load_in_4bit else None,
             resumed_from=str(resume) if resume else None, steps=trainer.state.global_step, git_commit=_git_commit(),
+            skipped_media=skipped,
         )  # fmt: skip
         write_provenance(output, provenance)
         _model_card(trainer, output, provenance)

@@ -25,8 +25,9 @@ from m2v_bench.media import _check_file
 
 logger = logging.getLogger("m2v_bench.frames")
 
-CACHE_VERSION = 1
-"""Bump when sampling changes what a view gives: cached frames and keyframe scans of older versions are not used."""
+CACHE_VERSION = 2
+"""Bump when sampling changes what a view gives: cached frames and keyframe scans of older versions are not used.
+2: entries record the clip's frame rate (``fps``)."""
 _FINGERPRINT_CHUNK = 256 * 1024
 
 
@@ -98,8 +99,9 @@ class FrameCache:
         except (OSError, ValueError):  # absent, or half-written by a killed run: decode again
             return None
         try:
+            fps = meta.get("fps")
             frames = Frames(array, list(meta["indices"]), int(meta["total_frames"]), bool(meta["fallback"]),
-                            {"cached": True})  # fmt: skip
+                            {"cached": True}, None if fps is None else float(fps))  # fmt: skip
         except (KeyError, TypeError, ValueError):
             logger.warning("%s: a frame-cache entry without its keys (indices, total_frames, fallback); decoding the "
                            "clip again and rewriting it", meta_path)  # fmt: skip
@@ -117,7 +119,8 @@ class FrameCache:
         tmp = array_path.with_name(f"{array_path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, frames.array, allow_pickle=False)
         os.replace(tmp, array_path)
-        meta = {"indices": frames.indices, "total_frames": frames.total_frames, "fallback": frames.fallback}
+        meta = {"indices": frames.indices, "total_frames": frames.total_frames, "fallback": frames.fallback,
+                "fps": frames.fps}  # fmt: skip
         tmp_meta = meta_path.with_name(f"{meta_path.stem}.{os.getpid()}.tmp")
         tmp_meta.write_text(json.dumps(meta))
         os.replace(tmp_meta, meta_path)

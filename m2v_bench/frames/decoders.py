@@ -125,17 +125,25 @@ _PARALLEL_MIN_FRAMES = 60
 """Below this many frames to decode, a second decoder costs more than it saves."""
 
 
-def uniform_pyav(path: Path, k: int, threads: int) -> tuple[dict[int, np.ndarray], list[int], int]:
-    """Decode the uniform view's frames: one demux pass, a plan of runs, runs decoded on ``threads`` decoders."""
+def stream_fps(stream) -> float | None:
+    """A video stream's average frame rate, or None when the container does not say."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else None
+
+
+def uniform_pyav(path: Path, k: int, threads: int) -> tuple[dict[int, np.ndarray], list[int], int, float | None]:
+    """Decode the uniform view's frames: one demux pass, a plan of runs, runs decoded on ``threads`` decoders.
+    Returns (frame index -> RGB, the view's indices, the clip's frame count, its frame rate)."""
     container = open_video(path)
     try:
+        fps = stream_fps(container.streams.video[0])
         index = _build_index(container, container.streams.video[0], path)
         indices = uniform_indices(index.total, k)
         runs = plan_runs(sorted(set(indices)), index.keyframes)
         cost = sum(targets[-1] - keyframe + 1 for keyframe, targets in runs)
         groups = balance_runs(runs, threads) if threads > 1 and cost >= _PARALLEL_MIN_FRAMES else [runs]
         if len(groups) == 1:
-            return _decode_runs(container, path, index, runs), indices, index.total
+            return _decode_runs(container, path, index, runs), indices, index.total, fps
 
         def work(group):
             if group is groups[0]:
@@ -147,7 +155,7 @@ def uniform_pyav(path: Path, k: int, threads: int) -> tuple[dict[int, np.ndarray
             frames: dict[int, np.ndarray] = {}
             for part in pool.map(work, groups):
                 frames.update(part)
-        return frames, indices, index.total
+        return frames, indices, index.total, fps
     finally:
         container.close()
 
@@ -185,7 +193,7 @@ def decord_reader(path: Path):
         raise NotAVideo(path, "not a video file (no known container format)") from None
 
 
-def uniform_decord(path: Path, k: int) -> tuple[dict[int, np.ndarray], list[int], int]:
+def uniform_decord(path: Path, k: int) -> tuple[dict[int, np.ndarray], list[int], int, float | None]:
     reader = decord_reader(path)
     if len(reader) == 0:
         raise NoFrames(path, "video stream has no frames")
@@ -195,7 +203,8 @@ def uniform_decord(path: Path, k: int) -> tuple[dict[int, np.ndarray], list[int]
         batch = reader.get_batch(wanted).asnumpy()
     except Exception as exc:
         raise CorruptMedia(path, f"decord failed to decode ({str(exc).splitlines()[0][:120]})") from None
-    return dict(zip(wanted, batch, strict=True)), indices, len(reader)
+    fps = float(reader.get_avg_fps()) or None
+    return dict(zip(wanted, batch, strict=True)), indices, len(reader), fps
 
 
 def keyframe_decord(path: Path, threshold: float):

@@ -126,7 +126,7 @@ def _answer(sampler: FrameSampler, request, attached: dict[str, shared_memory.Sh
             attached[block] = shared_memory.SharedMemory(name=block)
         np.ndarray(array.shape, array.dtype, buffer=attached[block].buf)[...] = array
         where = ("shared", array.shape, array.dtype.str)
-    return ("frames", where, frames.indices, frames.total_frames, frames.fallback, frames.meta)
+    return ("frames", where, frames.indices, frames.total_frames, frames.fallback, frames.meta, frames.fps)
 
 
 # -------------------------------------------------------------------------------------------- caller side
@@ -230,8 +230,8 @@ class DecodePool:
     def sample(self, source: str | os.PathLike[str], view: FrameView) -> Frames:
         """The view of one clip, as :meth:`FrameSampler.sample` gives it."""
         array, answer = self._ask("take", source, view)
-        _, _, indices, total, fallback, meta = answer
-        frames = Frames(array, indices, total, fallback, meta)
+        _, _, indices, total, fallback, meta, fps = answer
+        frames = Frames(array, indices, total, fallback, meta, fps)
         log_fallback(source, view, frames)
         return frames
 

@@ -69,10 +69,10 @@ class FrameSampler:
             rgb, index, fallback, total = take(source, view.threshold)
             return Frames(resize(rgb, view.size)[None], [index], total, fallback=fallback)
         if self.backend == "pyav":
-            decoded, indices, total = decoders.uniform_pyav(source, view.k, self.threads)
+            decoded, indices, total, fps = decoders.uniform_pyav(source, view.k, self.threads)
         else:
-            decoded, indices, total = decoders.uniform_decord(source, view.k)
-        return Frames(np.stack([resize(decoded[i], view.size) for i in indices]), indices, total)
+            decoded, indices, total, fps = decoders.uniform_decord(source, view.k)
+        return Frames(np.stack([resize(decoded[i], view.size) for i in indices]), indices, total, fps=fps)
 
     def _sample_folder(self, folder: Path, view: FrameView) -> Frames:
         files = decoders.frame_files(folder)

@@ -84,6 +84,9 @@ class Frames:
     fallback: bool = False
     """Keyframe view only: no frame passed the threshold, so the most varied frame was used."""
     meta: dict = field(default_factory=dict)
+    fps: float | None = None
+    """The clip's average frame rate (None for a folder of frames): with ``indices`` and ``total_frames``, the
+    sampling metadata that native-video processors (Qwen-VL) turn into timestamps."""
 
     def images(self) -> list[Image.Image]:
         return [Image.fromarray(frame) for frame in self.array]

@@ -95,7 +95,7 @@ def generation_settings(gen_kwargs: dict) -> tuple[dict, list[str]]:
 
 class Generator:
     """Prompts + visuals in, answers out. Visuals are what tasks give (PIL images, image or video paths, frame
-    folders); videos become the family's view (keyframe or ``frames`` uniform frames).
+    folders); videos become the family's view (keyframe, or ``frames`` uniform frames, by default the family's).
 
     Decoding overlaps the model: the visuals of the next ``prefetch_batches`` batches are prepared by
     ``decode_workers`` threads (default: every core) while a batch runs on the device, each handing its videos to
@@ -106,7 +106,7 @@ class Generator:
     def __init__(
         self,
         loaded: LoadedModel,
-        frames: int = 16,
+        frames: int | None = None,
         keyframe_threshold: float = 100.0,
         frame_cache: str | None = None,
         batch_size: int = 1,
@@ -114,8 +114,11 @@ class Generator:
         prefetch_batches: int = PREFETCH_BATCHES,
     ):
         for name, value in (("frames", frames), ("batch_size", batch_size)):
+            if value in (None, "") and name == "frames":
+                continue  # the family's default
             if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
                 raise M2VError(f"{name}={value!r}: must be a whole number >= 1")
+        frames = loaded.family.frames if frames in (None, "") else frames
         self.loaded = loaded
         self.family = loaded.family
         self.view = self.family.video_view(int(frames), float(keyframe_threshold))
@@ -219,10 +222,14 @@ class Generator:
             step = {
                 "input_ids": ids.to(device),
                 "attention_mask": torch.cat([inputs["attention_mask"].repeat(len(answers), 1), mask.to(device)], 1),
-                "past_key_values": cache,
+                "cache": cache,
                 "cache_position": torch.arange(length, length + width, device=device),
                 "use_cache": True,
             }
+            deltas = self._rope_deltas()
+            if deltas is not None:  # Qwen-VL's 3-D rotary positions: the answers continue the prompt's, shifted
+                positions = torch.arange(length, length + width, device=device).view(1, 1, -1)
+                step["position_ids"] = positions.expand(3, len(answers), -1) + deltas.to(device).view(1, -1, 1)[:, :1]
             if "cross_attention_mask" in inputs:  # Mllama: the answer tokens attend to the prompt's image
                 step["cross_attention_mask"] = inputs["cross_attention_mask"][:, -1:].repeat(len(answers), width, 1, 1)
             logits = self.model(**step).logits.float()
@@ -234,6 +241,12 @@ class Generator:
             score = torch.log_softmax(answer_logits, dim=-1).gather(1, target[:, None]).sum().item()
             scores.append((float(score), bool((answer_logits.argmax(-1) == target).all())))
         return scores
+
+    def _rope_deltas(self):
+        """The offset of text positions after the visuals that a multimodal-rotary model (Qwen-VL) computed in its
+        last forward pass, or None for models with plain 1-D positions."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return getattr(getattr(model, "model", None), "rope_deltas", None)
 
     def loglikelihood(self, prompt: str, visuals: Sequence[Any], continuation: str) -> tuple[float, bool]:
         """log p(continuation | prompt, visuals) as the assistant's answer, and whether it is the greedy answer."""

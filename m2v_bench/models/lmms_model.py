@@ -29,7 +29,7 @@ from lmms_eval.api.model import lmms
 from lmms_eval.utils import Collator
 from tqdm import tqdm
 
-from m2v_bench.errors import M2VError
+from m2v_bench.errors import M2VError, stops_the_run
 from m2v_bench.models.generation import PREFETCH_BATCHES, Generator, generation_settings
 from m2v_bench.models.loading import load
 from m2v_bench.settings import available_cores
@@ -50,12 +50,13 @@ def _accelerator(device: str | None):
 
 
 class M2V(lmms):
+    @stops_the_run
     def __init__(
         self,
         pretrained: str,
         adapter: str | None = None,
         adapter_revision: str | None = None,
-        frames: int = 16,
+        frames: int | None = None,
         keyframe_threshold: float = 100.0,
         dtype: str = "auto",
         device: str | None = None,
@@ -71,7 +72,7 @@ class M2V(lmms):
     ) -> None:
         super().__init__()
         if kwargs:
-            raise ValueError(f"m2v: unknown model_args {sorted(kwargs)}")
+            raise M2VError(f"unknown model_args {sorted(kwargs)}; see the m2v model's arguments in README.md")
         self.accelerator = _accelerator(device)
         processes = self.accelerator.num_processes
         if processes > 1:
@@ -130,6 +131,7 @@ class M2V(lmms):
     def _prompt_length(self, context: str) -> int:
         return len(self.generator.processor.tokenizer(context, add_special_tokens=False)["input_ids"])
 
+    @stops_the_run
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """Greedy by default; honours max_new_tokens, temperature/do_sample, top_p, num_beams and until."""
         collator = Collator(
@@ -152,6 +154,7 @@ class M2V(lmms):
         progress.close()
         return collator.get_original(answers)
 
+    @stops_the_run
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
         """Requests of one document with one prompt (a score task's two answers) share one decode of the visuals
         and one forward pass; ``batch_size`` documents go through the model together."""

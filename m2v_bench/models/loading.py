@@ -84,6 +84,27 @@ def resolve(
     return pretrained, adapter
 
 
+def checkpoint_family(reference: str) -> Family | None:
+    """The family of a base checkpoint, read from its ``config.json`` without loading it (a local folder, or a hub
+    id whose config the hub cache holds or the hub serves); None when the config cannot be had. An unsupported
+    ``model_type`` is an :class:`M2VError` naming the supported families."""
+    path = Path(reference)
+    if path.is_absolute():
+        config_file = path / "config.json"
+    else:
+        from huggingface_hub import hf_hub_download  # imported here for start-up time
+
+        try:
+            config_file = Path(hf_hub_download(reference, "config.json"))
+        except Exception:  # noqa: BLE001 (offline, gated, not found: the worker's run says why)
+            return None
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return family_for_model_type(str(model_type), reference) if model_type else None
+
+
 def detect_family(pretrained: str) -> Family:
     from transformers import AutoConfig  # imported here for start-up time
 

@@ -107,6 +107,7 @@ def fetch_provenance(adapter: str | None, revision: str | None = None) -> dict |
 def training_provenance(
     *, family: str, base_model: str, strategy: str, data_args, training_args, peft_config, sources, examples: int,
     world_size: int, quantization: str | None, resumed_from: str | None, steps: int, git_commit: str | None,
+    skipped_media: list[dict] | None = None,
 ) -> dict:  # fmt: skip
     """The provenance of one training run, from its arguments (``M2VDataArguments``, TRL's ``SFTConfig``, the PEFT
     ``LoraConfig``) and its data sources."""
@@ -122,6 +123,7 @@ def training_provenance(
         "video_fraction": data_args.video_fraction,
         "frames": data_args.frames,
         "examples": examples,
+        "skipped_media": list(skipped_media or []),
         "lora": {
             "r": peft_config.r,
             "alpha": peft_config.lora_alpha,

@@ -162,7 +162,7 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, monkeypatch, capsys):
     trained = []
     trainer = SimpleNamespace(processing_class=None, accelerator=SimpleNamespace(num_processes=1),
                               train=lambda **kw: trained.append(kw))  # fmt: skip
-    monkeypatch.setattr(sft, "build_trainer", lambda *a: (trainer, None, [], [{}] * 16, None))
+    monkeypatch.setattr(sft, "build_trainer", lambda *a: (trainer, None, [], [{}] * 16, None, []))
     recipe = _recipe(tmp_path)
     before = snapshot(tmp_path)
     with pytest.raises(SystemExit) as exit_:
@@ -171,3 +171,78 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2 and not trained
     assert "already finished (step 8 of 8)" in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+def _training_copy(prepared: Path, w: Path, break_first=None) -> Path:
+    """The sample data's MHC and FHM training manifests (absolute media), the first video broken by
+    ``break_first``."""
+    from m2v_bench.manifest import read_manifest, with_absolute_media, write_manifest
+
+    for dataset in ("mhc", "fhm"):
+        for split in ("train", "test"):
+            manifest = prepared / dataset / f"{split}.jsonl"
+            records = with_absolute_media(read_manifest(manifest), manifest.parent)
+            if break_first is not None and dataset == "mhc" and split == "train":
+                bad = w / "media" / "bad.mp4"
+                break_first(bad, Path(records[0].media))
+                records[0] = records[0].__class__(**{**records[0].__dict__, "media": str(bad)})
+            write_manifest(w / "data" / dataset / f"{split}.jsonl", records)
+    return w / "data"
+
+
+def _truncate(bad: Path, good: Path) -> None:
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    data = good.read_bytes()
+    bad.write_bytes(data[: len(data) // 3])
+
+
+def _zero(bad: Path, good: Path) -> None:
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("case", "break_first", "extra", "says"),
+    [
+        ("video-truncated", _truncate, [], ["bad.mp4", "unusable media", "M2V_BAD_MEDIA=invalid"]),
+        ("video-zero-byte", _zero, [], ["bad.mp4", "zero-byte"]),
+        ("max-length-below-a-video", None, ["--max_length", "20"], ["llava_next_video", "above max_length=20",
+                                                                  "at frames=4"]),
+    ],
+)  # fmt: skip
+def test_training_checks_media_and_length_before_the_model_loads(
+    tiny_models, prepared, tmp_path, capsys, monkeypatch, case, break_first, extra, says
+):
+    """Every training sample's media is probed and the longest samples are measured against max_length before the
+    weights load: one line, exit 2, and no output folder (a truncated video used to pass 6 steps unnoticed)."""
+    import transformers
+
+    data = _training_copy(prepared, tmp_path, break_first)
+    loads = []
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained",
+                        lambda *a, **k: loads.append(a) or pytest.fail("the model loaded"))  # fmt: skip
+    argv = ["vid_ft", "--config", str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path",
+            str(tiny_models["llava_next_video"]), "--data_dir", str(data), "--output_dir", str(tmp_path / "run"),
+            *extra]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        _run_recipe(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert all(s in line for s in says), line
+    assert not loads and not (tmp_path / "run").exists()
+
+
+def test_bad_training_media_can_be_left_out_and_counted(tiny_models, prepared, tmp_path, monkeypatch):
+    from m2v_bench.trainers.sft import run
+
+    data = _training_copy(prepared, tmp_path, _truncate)
+    monkeypatch.setenv("M2V_BAD_MEDIA", "invalid")
+    argv = ["--config", str(REPO / "recipes" / "tiny" / "llava_next_video.yaml"), "--model_name_or_path",
+            str(tiny_models["llava_next_video"]), "--data_dir", str(data), "--output_dir", str(tmp_path / "run"),
+            "--max_steps", "1", "--save_strategy", "no"]  # fmt: skip
+    adapter = run("vid_ft", argv)
+    provenance = json.loads((adapter / "m2v_provenance.json").read_text())
+    (skipped,) = provenance["skipped_media"]
+    assert skipped["media"].endswith("bad.mp4") and skipped["problem"]  # the probe's kind, e.g. zero-frames
+    assert provenance["examples"] == provenance["training_data"][0]["records"] - 1

@@ -1,0 +1,26 @@
+"""Model references: a checkpoint is named by a hub id (``org/name``) or by a local folder, and shown by its own
+name (``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``Qwen2.5-VL-7B-Instruct``; a local folder by its folder name, marked
+local)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+"""The form of a hub repository id: ``org/name``, neither part starting with a dot or a dash."""
+
+
+def is_hub_id(reference: str) -> bool:
+    """Whether ``reference`` has the form of a hub id (``org/name``, no ``..``); anything else is a local path."""
+    return bool(HUB_ID.fullmatch(reference)) and ".." not in reference
+
+
+def checkpoint_label(reference: str | None) -> str:
+    """How a table names a checkpoint: a hub id's model name, a local folder's name with ``(local)``."""
+    if not reference:
+        return "?"
+    reference = str(reference).rstrip("/")
+    if is_hub_id(reference):
+        return reference.split("/", 1)[1]
+    return f"{PurePath(reference).name or reference} (local)"
