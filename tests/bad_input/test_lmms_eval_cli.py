@@ -242,9 +242,14 @@ def test_the_lmms_eval_executable_with_m2v_exits_2(data, tiny_models, tmp_path):
     result, _ = _subprocess(cmd, copy)
     assert result.returncode == 2, result.stderr[-3000:]
     assert str(bad) in _one_line(result.stderr)
-    bad_args = [*cmd[:4], f"pretrained={tiny_models['qwen2_5_vl']},frame=4", *cmd[5:]]  # a misspelt model arg
-    result, _ = _subprocess(bad_args, copy)
-    assert result.returncode == 2 and "unknown model_args ['frame']" in _one_line(result.stderr)
+
+
+def test_a_misspelt_model_arg_of_m2v_is_one_line(data, tiny_models, tmp_path, monkeypatch, capsys):
+    copy, _, _ = _break_media(data, tmp_path, lambda p: p.write_bytes(b""), "m2v_mhc")
+    argv = ["--model", "m2v", "--model_args", f"pretrained={tiny_models['qwen2_5_vl']},frame=4", "--tasks",
+            "m2v_mhc", "--device", "cpu", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    code, err = _run(argv, {"M2V_DATA_DIR": str(copy)}, monkeypatch, capsys)
+    assert code == 2 and "unknown model_args ['frame']" in _one_line(err)
 
 
 @pytest.mark.slow
