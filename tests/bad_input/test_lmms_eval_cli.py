@@ -147,6 +147,7 @@ def _run(argv: list[str], env: dict[str, str | None], monkeypatch, capsys) -> tu
             monkeypatch.delenv(key, raising=False)
         else:
             monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VERBOSITY", "INFO")  # lmms-eval sets it in os.environ: monkeypatch then removes it again
     monkeypatch.setattr(sys, "argv", ["lmms-eval", *argv])
     capsys.readouterr()
     try:
