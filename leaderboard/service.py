@@ -24,7 +24,7 @@ from m2v_bench.leaderboard.runs import RESULTS, RUN
 from m2v_bench.leaderboard.store import Store, Submission
 from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
 from m2v_bench.models.loading import checkpoint_family
-from m2v_bench.models.refs import HUB_ID
+from m2v_bench.models.refs import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def check_model_ref(value: str | None, allowed: list[Path], what: str) -> str | 
     if value is None or not str(value).strip():
         return None
     value = str(value).strip()
-    if HUB_ID.fullmatch(value) and ".." not in value and not Path(value).exists():
+    if is_hub_id(value) and not Path(value).exists():
         return value
     path = Path(value).expanduser()
     candidates = [path] if path.is_absolute() else [root / path for root in allowed]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 
 from m2v_bench.media import write_video
@@ -27,4 +28,17 @@ def truncated_copy(source: Path, path: Path, fraction: float = 0.5) -> Path:
 
 def text_file(path: Path) -> Path:
     path.write_text("this is not a video, just text\n" * 20)
+    return path
+
+
+def audio_only(path: Path) -> Path:
+    """An MP4 with one AAC stream and no video stream."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
     return path

@@ -1,7 +1,7 @@
 import av
 import numpy as np
 import pytest
-from media_fixtures import good_video, text_file, truncated_copy, zero_byte
+from media_fixtures import audio_only, good_video, text_file, truncated_copy, zero_byte
 from PIL import Image
 
 from m2v_bench.media import (
@@ -54,17 +54,7 @@ def test_bad_video_files(tmp_path, make, error, reason):
 
 
 def test_container_without_video_stream(tmp_path):
-    path = tmp_path / "audio_only.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = audio_only(tmp_path / "audio_only.mp4")
     with pytest.raises(NotAVideo, match="no video stream"):
         probe_video(path)
 

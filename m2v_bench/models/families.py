@@ -26,6 +26,11 @@ uniform frames as the processor's native video input with their sampling metadat
 given as k images (image-only families)."""
 
 
+LANGUAGE_MODEL_QV = r".*language_model.*\.(q_proj|v_proj)$"
+"""The q and v projections of the language model only: every family here names its text tower ``language_model``
+(the vision towers' ``q_proj``/``v_proj`` or fused ``qkv`` never match)."""
+
+
 @dataclass(frozen=True)
 class Family:
     """One VLM family. The visual token counts in each entry's comment are the real checkpoint's at the defaults
@@ -40,7 +45,7 @@ class Family:
     video_input: VideoInput
     nested_images: bool
     """The processor takes images per sample (``[[img], [img]]``) rather than one flat list."""
-    lora_target_modules: str
+    lora_target_modules: str = LANGUAGE_MODEL_QV
     """Regex of the language model's q_proj/v_proj (not the vision tower's), for PEFT ``target_modules``."""
     paper_name: str | None = None
     """As the paper's tables name it (the paper's own two families only)."""
@@ -130,7 +135,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="meta-llama/Llama-3.2-11B-Vision-Instruct",
             video_input="keyframe",
             nested_images=True,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             paper_name="LLaMA-3.2-11B",
         ),
         Family(
@@ -139,7 +143,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="llava-hf/LLaVA-NeXT-Video-7B-hf",
             video_input="video",
             nested_images=False,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             paper_name="LLaVA-NeXT-Video-7B",
         ),
         # 16 frames of 320x240 -> 8 temporal x 9x11 merged patches = 792 video tokens (2,392 at 640x360); a
@@ -150,7 +153,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="Qwen/Qwen2.5-VL-7B-Instruct",
             video_input="video",
             nested_images=False,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             video_metadata=True,
             video_kwargs={"cap_pixels_per_frame": True},  # qwen-vl-utils' per-frame pixel cap, the reference
         ),
@@ -162,7 +164,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="Qwen/Qwen3-VL-8B-Instruct",
             video_input="video",
             nested_images=False,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             video_metadata=True,
             video_kwargs={"cap_pixels_per_frame": True},
         ),
@@ -174,7 +175,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="llava-hf/llava-onevision-qwen2-7b-ov-hf",
             video_input="video",
             nested_images=True,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             video_kwargs={"do_sample_frames": False},
         ),
         # 16 frames -> one 448-px tile each, 256 tokens a tile after pixel shuffle = 4,096 video tokens (plus
@@ -185,7 +185,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="OpenGVLab/InternVL3-8B-hf",
             video_input="video",
             nested_images=False,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
             video_kwargs={"do_sample_frames": False},
         ),
         # Image-only: a video is 16 frames as 16 images of 256 soft tokens = 4,096 visual tokens; a meme 256.
@@ -196,7 +195,6 @@ FAMILIES: dict[str, Family] = {
             hub_id="google/gemma-3-4b-it",
             video_input="images",
             nested_images=True,
-            lora_target_modules=r".*language_model.*\.(q_proj|v_proj)$",
         ),
     )
 }

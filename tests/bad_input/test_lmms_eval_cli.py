@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from media_fixtures import good_video, truncated_copy
+from media_fixtures import audio_only, good_video, truncated_copy
 from PIL import Image
 
 from m2v_bench.errors import RUN_ERROR_PREFIX
@@ -29,17 +28,6 @@ from .harness import LATIN1, bomb_png, truncated_png, write
 
 BIN = Path(sys.executable).parent
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _audio_only(path: Path) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
-        for plane in frame.planes:
-            plane.update(bytes(plane.buffer_size))
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
 
 
 def _png_as_mp4(path: Path) -> None:
@@ -69,7 +57,7 @@ MEDIA = {  # name -> (make the bad file at the path, task, what the line says)
     "video-header-only": (_header_only_video, "m2v_mhc", ""),
     "video-png-renamed-mp4": (_png_as_mp4, "m2v_mhc", "not-a-video"),
     "video-text-file": (lambda p: p.write_text("hello"), "m2v_mhc", ""),
-    "video-audio-only": (_audio_only, "m2v_mhc", "not-a-video"),
+    "video-audio-only": (audio_only, "m2v_mhc", "not-a-video"),
     "video-missing": (lambda p: None, "m2v_mhc", "missing"),
     "video-dangling-symlink": (lambda p: p.symlink_to(p.parent / "gone.mp4"), "m2v_mhc", "missing"),
     "video-a-folder-of-nothing": (_empty_frames_folder, "m2v_mhc", ""),
