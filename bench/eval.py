@@ -1,6 +1,7 @@
 """Evaluation wall time against the decode/model bound: does the `m2v` model hide decoding behind the model?
 
     OMP_NUM_THREADS=1 python bench/eval.py [--clips 40] [--distinct 8] [--batch-size 8] [--repeats 3]
+    OMP_NUM_THREADS=1 python bench/eval.py --real-shapes-only [--real-shapes cpu] --clips 8 --distinct 2 --batch-size 4
 
 Builds a test set of realistic clips (``--distinct`` different 640x360, 30 fps H.264 clips of 20-55 s with a keyframe
 every 150-250 frames, hard-linked under ``--clips`` ids), a tiny LLaVA-NeXT-Video (16 uniform frames), and times,
@@ -208,7 +209,19 @@ def main() -> None:
         metavar="DEVICE",
         help="time the real-shape checkpoints on DEVICE too (default: cuda when there is a GPU)",
     )
+    parser.add_argument(
+        "--real-shapes-only",
+        action="store_true",
+        help="only the real-shape timing (on --real-shapes, default cpu), on --clips clips of the --distinct kinds",
+    )
     args = parser.parse_args()
+    if args.real_shapes_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            sources = [make_clip(Path(tmp) / f"{i}.mp4", 20 + 5 * i % 40, min(250, 150 + 15 * i), i)
+                       for i in range(args.distinct)]  # fmt: skip
+            measure_real_shapes([sources[n % args.distinct] for n in range(args.clips)], args.real_shapes or "cpu",
+                                args.batch_size)  # fmt: skip
+        return
     cores = available_cores()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -1,38 +1,40 @@
 """The JSON API's request bodies (pydantic): what a client may send to ``leaderboard serve``, with the size limits
-of every field. Shared by the server's endpoints and the UI's Submit form."""
+of every field. Shared by the server's endpoints and the UI's Submit form. A field that breaks its limits is a 422
+naming it: names and references hold no control characters, texts no NUL."""
 
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+"""A name, reference or id: one line, no control characters (NUL included)."""
+TEXT = r"^[^\x00]*$"
+"""A log or an error message: lines of text, no NUL."""
+
 
 class EvalRequest(BaseModel):
-    name: str = Field(max_length=128)
-    base_model: str = Field(max_length=1024)
-    adapter: str | None = Field(default=None, max_length=1024)
-    revision: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=128, pattern=ONE_LINE)
+    base_model: str = Field(max_length=1024, pattern=ONE_LINE)
+    adapter: str | None = Field(default=None, max_length=1024, pattern=ONE_LINE)
+    revision: str | None = Field(default=None, max_length=64, pattern=ONE_LINE)
 
 
 class Claim(BaseModel):
-    worker: str = Field(max_length=200)
+    worker: str = Field(max_length=200, pattern=ONE_LINE)
 
 
 class Heartbeat(BaseModel):
-    claim: str = Field(max_length=64)
-    log: str = Field(default="", max_length=100_000)
+    claim: str = Field(max_length=64, pattern=ONE_LINE)
+    log: str = Field(default="", max_length=100_000, pattern=TEXT)
 
 
 class Finish(BaseModel):
-    claim: str = Field(max_length=64)
+    claim: str = Field(max_length=64, pattern=ONE_LINE)
     files: dict[str, str]
     provenance: dict[str, Any] | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
 
 
 class Fail(BaseModel):
-    claim: str | None = Field(default=None, max_length=64)
-    error: str = Field(max_length=10_000)
-
-
-PUBLIC_JOB_FIELDS = ("id", "name", "base_model", "adapter", "revision", "state", "attempts", "error", "created_at",
-                     "updated_at", "log")  # fmt: skip
+    claim: str | None = Field(default=None, max_length=64, pattern=ONE_LINE)
+    error: str = Field(max_length=10_000, pattern=TEXT)

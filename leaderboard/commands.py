@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = Config(db=args.db, data_dir=args.data_dir or data_dir(), model_dirs=args.model_dir, token=_token(args),
                     lease_s=args.lease_s, rate_limit=args.rate_limit, rate_window_s=args.rate_window_s)  # fmt: skip
     print(f"serving the leaderboard on http://{args.host}:{args.port}/ (API under /api, UI under /ui)")
-    serve(config, args.host, args.port, ui=not args.no_ui)
+    serve(config, args.host, args.port, ui=not args.no_ui, trusted_proxies=args.trusted_proxy)
     return 0
 
 
@@ -162,6 +162,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rate-limit", type=int, default=10, help="requests per client per --rate-window-s")
     p.add_argument("--rate-window-s", type=float, default=3600.0)
     p.add_argument("--no-ui", action="store_true", help="the JSON API only")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                   help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default: none, the "
+                        "connection's own address is the client)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
     p = steps.add_parser("worker", help="claim queued requests from a server and evaluate them with lmms-eval")
     p.add_argument("--server", required=True, help="the leaderboard's URL, e.g. http://lb.example:7860")

@@ -6,7 +6,13 @@
   ``GET /api/jobs``,
   ``GET /api/jobs/{id}``, ``POST /api/requests`` (rate-limited per client).
 - Workers and admins (``Authorization: Bearer <token>``, else 401): ``POST /api/jobs/claim``,
-  ``/api/jobs/{id}/heartbeat``, ``/api/jobs/{id}/finish``, ``/api/jobs/{id}/fail``.
+  ``/api/jobs/{id}/heartbeat``, ``/api/jobs/{id}/finish``, ``/api/jobs/{id}/fail``; ``GET /api/admin/jobs/{id}``
+  (the whole job: its log, client and worker).
+
+Public endpoints show no client address, worker, log or server path (``service.public_job``). Bodies are limited
+before they are read (:class:`BodyLimit`): 64 KiB on public endpoints; on the token's endpoints the token is
+checked first, then 1 MiB (``finish``: :data:`FINISH_BODY_LIMIT`). Proxy headers count only from the
+``--trusted-proxy`` addresses (none by default).
 
 One process owns the database (SQLite, WAL) and serialises its writes with a lock. (No ``from __future__ import
 annotations`` here: FastAPI reads the endpoints' annotations, which name classes imported inside ``create_app``.)
@@ -15,17 +21,88 @@ annotations`` here: FastAPI reads the endpoints' annotations, which name classes
 import hmac
 import json
 import logging
+import re
 import threading
 from typing import Annotated
 
 from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard import views
-from m2v_bench.leaderboard.api import PUBLIC_JOB_FIELDS, Claim, EvalRequest, Fail, Finish, Heartbeat
-from m2v_bench.leaderboard.service import Config, RateLimiter, RequestError, make_request, verify_upload
+from m2v_bench.leaderboard.api import Claim, EvalRequest, Fail, Finish, Heartbeat
+from m2v_bench.leaderboard.service import (
+    MAX_UPLOAD,
+    Config,
+    RateLimiter,
+    RequestError,
+    make_request,
+    public_job,
+    public_reference,
+    public_value,
+    verify_upload,
+)
 from m2v_bench.leaderboard.store import Store
 from m2v_bench.leaderboard.ui import make_ui
 
 logger = logging.getLogger(__name__)
+
+PUBLIC_BODY_LIMIT = 64 * 1024
+TOKEN_BODY_LIMIT = 1024 * 1024
+FINISH_BODY_LIMIT = 2 * MAX_UPLOAD + TOKEN_BODY_LIMIT
+"""A ``finish`` body: the uploaded files as JSON strings (escaping can double their size) and the rest."""
+_TOKEN_PATH = re.compile(r"/api/(?:jobs/claim|jobs/\d+/(?:heartbeat|finish|fail)|admin/.*)")
+
+
+def _has_token(scope, token: str) -> bool:
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            scheme, _, given = value.decode("latin-1").partition(" ")
+            return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return False
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over its limit is refused with 413 before it is read whole, and a worker or
+    admin endpoint without the token gets its 401 before its body is read at all."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if _TOKEN_PATH.fullmatch(path):
+            if not _has_token(scope, self.token):
+                return await _refuse(send, 401, "a worker/admin token is required", {"www-authenticate": "Bearer"})
+            limit = FINISH_BODY_LIMIT if path.endswith("/finish") else TOKEN_BODY_LIMIT
+        else:
+            limit = PUBLIC_BODY_LIMIT
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _refuse(send, 413, f"request body over {limit} bytes")
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                return await _refuse(send, 413, f"request body over {limit} bytes")
+            more = message.get("more_body", False)
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed():
+            return replay.pop() if replay else await receive()
+
+        return await self.app(scope, replayed, send)
+
+
+async def _refuse(send, status: int, detail: str, headers: dict | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 class Leaderboard:
@@ -52,9 +129,10 @@ class Leaderboard:
                                 client)  # fmt: skip
 
     def jobs(self) -> list[dict]:
+        """The queue as the public sees it (:func:`~m2v_bench.leaderboard.service.public_job`)."""
         with self.lock:
             self.store.requeue_expired()
-            return [{k: j[k] for k in PUBLIC_JOB_FIELDS} for j in self.store.jobs()]
+            return [public_job(j) for j in self.store.jobs()]
 
     def table(self, view: str, board: str) -> list[dict]:
         return json.loads(self.table_json(view, board))
@@ -92,6 +170,7 @@ def create_app(config: Config, ui: bool = True):
     lb = Leaderboard(config)
     app = FastAPI(title="m2v-bench leaderboard", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.leaderboard = lb
+    app.add_middleware(BodyLimit, token=config.token)
     bearer = HTTPBearer(auto_error=False)
 
     def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
@@ -117,7 +196,8 @@ def create_app(config: Config, ui: bool = True):
         with lb.lock:
             return [{"name": s.name, "status": s.status, "version": s.version, "family": s.family,
                      "strategy": s.strategy, "target": s.target, "meme_source": s.meme_source,
-                     "base_model": s.base_model, "provenance": s.provenance, "environment": s.environment}
+                     "base_model": public_reference(s.base_model), "provenance": public_value(s.provenance),
+                     "environment": public_value(s.environment)}
                     for s in lb.store.submissions()]  # fmt: skip
 
     @app.get("/api/jobs")
@@ -130,6 +210,15 @@ def create_app(config: Config, ui: bool = True):
         if not found:
             raise HTTPException(404, f"no job {job_id}")
         return found[0]
+
+    @app.get("/api/admin/jobs/{job_id}", dependencies=[Depends(authorized)])
+    def admin_job(job_id: int):
+        """The whole job, for admins: its log, the client that requested it, the worker that ran it."""
+        with lb.lock:
+            job = lb.store.job(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return {k: v for k, v in job.items() if k != "claim"}
 
     @app.post("/api/requests", status_code=201)
     def create_request(body: EvalRequest, request: Request):
@@ -183,7 +272,15 @@ def create_app(config: Config, ui: bool = True):
     return app
 
 
-def serve(config: Config, host: str, port: int, ui: bool = True) -> None:
+def serve(config: Config, host: str, port: int, ui: bool = True, trusted_proxies: list[str] = ()) -> None:
     import uvicorn  # imported here for start-up time
 
-    uvicorn.run(create_app(config, ui=ui), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(config, ui=ui), host=host, port=port, log_level="info",
+                **proxy_settings(trusted_proxies))  # fmt: skip
+
+
+def proxy_settings(trusted_proxies: list[str]) -> dict:
+    """uvicorn's proxy settings: X-Forwarded-For/-Proto are read only from ``trusted_proxies``. uvicorn's own
+    default trusts them from 127.0.0.1, so any local client could pose as any address and escape the rate limit."""
+    trusted = [address.strip() for address in trusted_proxies if address.strip()]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) or None}

@@ -21,15 +21,17 @@ from pathlib import Path
 
 from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard.runs import RESULTS, RUN
-from m2v_bench.leaderboard.store import Store, Submission
+from m2v_bench.leaderboard.store import NameTaken, Store, Submission
 from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
 from m2v_bench.models.loading import checkpoint_family
-from m2v_bench.models.refs import is_hub_id
+from m2v_bench.models.refs import checkpoint_label, is_git_ref, is_hub_id
 
 logger = logging.getLogger(__name__)
 
-REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 MAX_UPLOAD = 64 * 1024 * 1024
+"""The most text a worker's ``finish`` may carry (its files together); the HTTP body limit is set just above it."""
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
+"""An uploaded file's name: one plain name, no folder, no NUL, not hidden."""
 
 
 class RequestError(M2VError):
@@ -60,7 +62,7 @@ def check_model_ref(value: str | None, allowed: list[Path], what: str) -> str | 
     if value is None or not str(value).strip():
         return None
     value = str(value).strip()
-    if is_hub_id(value) and not Path(value).exists():
+    if is_hub_id(value):  # always the hub's: a local folder of that relative name is never what it names
         return value
     path = Path(value).expanduser()
     candidates = [path] if path.is_absolute() else [root / path for root in allowed]
@@ -88,8 +90,9 @@ def make_request(
         raise RequestError(f"base model: {exc}") from None
     adapter = check_model_ref(adapter, config.model_dirs, "adapter")
     revision = (revision or "").strip() or None
-    if revision is not None and not REVISION.fullmatch(revision):
-        raise RequestError(f"revision {revision!r}: letters, digits and . _ / - only")
+    if revision is not None and not is_git_ref(revision):
+        raise RequestError(f"revision {revision!r}: not a git branch, tag or commit name (no '..', no part starting "
+                           "with '.', no spaces or ~^:?*[\\)")  # fmt: skip
     if revision is not None and (adapter is None or Path(adapter).is_dir()):
         raise RequestError("revision: pins a hub adapter (org/name); a local adapter folder is evaluated as it is")
     if name in {s.name for s in store.submissions()} or any(
@@ -110,9 +113,14 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         raise RequestError("finish: no files (the run's *_results.json and *_samples_<task>.jsonl)")
     if sum(len(str(t)) for t in files.values()) > MAX_UPLOAD:
         raise RequestError(f"finish: upload over {MAX_UPLOAD} bytes")
-    for filename in files:
-        if not (RUN.fullmatch(filename) or RESULTS.fullmatch(filename)):
-            raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name")
+    for filename, text in files.items():
+        if not SAFE_FILE_NAME.fullmatch(filename) or not (RUN.fullmatch(filename) or RESULTS.fullmatch(filename)):
+            store.fail_job(job_id, claim, f"upload refused: file name {filename!r} is not an lmms-eval output name")
+            raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name (<date>_<time>_"
+                               "results.json or <date>_<time>_samples_<task>.jsonl, no folders)")  # fmt: skip
+        if "\x00" in str(text):
+            store.fail_job(job_id, claim, f"upload refused: {filename} holds a NUL character")
+            raise RequestError(f"finish: {filename} holds a NUL character; lmms-eval writes UTF-8 text")
     checkpoint = job["adapter"] or job["base_model"]
     if job["adapter"] and not Path(job["adapter"]).is_dir() and not upload.get("provenance"):
         store.fail_job(job_id, claim, f"verification failed: hub adapter {job['adapter']}: no provenance sent")
@@ -140,7 +148,55 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         provenance={**provenance, "adapter": job["adapter"], "revision": job["revision"]}, status="verified",
         environment=upload.get("environment") or {},
     )  # fmt: skip
-    return store.finish_job(job_id, claim, lambda: store.put(submission, rows, predictions))
+    try:
+        return store.finish_job(job_id, claim, lambda: store.put(submission, rows, predictions))
+    except NameTaken as exc:  # e.g. a submission stored under this name by hand since (with --replace)
+        store.fail_job(job_id, claim, f"not stored: {exc}")
+        raise RequestError(f"not stored: {exc}") from None
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"<>|,;()\[\]{}]+")
+_HEX = "[0-9A-Fa-f]{1,4}"
+_IP_ADDRESS = re.compile(
+    rf"\b\d{{1,3}}(?:\.\d{{1,3}}){{3}}\b"  # IPv4
+    rf"|\b(?:{_HEX}:){{7}}{_HEX}\b|\b{_HEX}(?::{_HEX})*::(?:{_HEX}(?::{_HEX})*)?\b|(?<![\w:])::1\b"  # IPv6 (no times)
+)
+
+
+def public_text(text: str | None) -> str | None:
+    """Text for a public endpoint: every absolute path shortened to its last part (``.../test.jsonl``), every IP
+    address replaced. Logs, clients and workers are for admins (``GET /api/admin/jobs/{id}``)."""
+    if text is None:
+        return None
+    text = _ABSOLUTE_PATH.sub(lambda m: ".../" + (m.group(0).rstrip("/").rsplit("/", 1)[-1] or ""), str(text))
+    return _IP_ADDRESS.sub("<address>", text)
+
+
+def public_reference(reference: str | None) -> str | None:
+    """A model reference as the public sees it: a hub id as it is, a local folder by its name only."""
+    if reference is None or is_hub_id(reference):
+        return reference
+    return checkpoint_label(reference)
+
+
+PUBLIC_JOB_FIELDS = ("id", "name", "base_model", "adapter", "revision", "state", "attempts", "error", "created_at",
+                     "updated_at")  # fmt: skip
+"""What anyone may read of a job: no client address, worker, claim, log or server path."""
+
+
+def public_job(job: dict) -> dict:
+    shown = {k: job[k] for k in PUBLIC_JOB_FIELDS}
+    return shown | {"base_model": public_reference(job["base_model"]), "adapter": public_reference(job["adapter"]),
+                    "error": public_text(job["error"])}  # fmt: skip
+
+
+def public_value(value):
+    """A submission's provenance or environment, recursively, with :func:`public_text` on every string."""
+    if isinstance(value, dict):
+        return {k: public_value(v) for k, v in value.items() if k != "worker"}  # the worker's id names its host
+    if isinstance(value, list):
+        return [public_value(v) for v in value]
+    return public_text(value) if isinstance(value, str) else value
 
 
 class RateLimiter:

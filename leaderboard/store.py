@@ -110,6 +110,7 @@ class Store:
     def __init__(self, path: str | Path, threads: bool = False):
         """``threads``: the connection may be used from several threads (the server serialises its calls)."""
         self.path = Path(path)
+        self._finishing: int | None = None
         if self.path.is_dir():
             raise M2VError(f"--db {self.path}: is a folder; give the leaderboard's SQLite file")
         make_dirs(self.path.parent)
@@ -163,11 +164,16 @@ class Store:
         self.db.close()
 
     def put(
-        self, submission: Submission, results: list[dict], predictions: dict[str, list[dict]], replace: bool = False
+        self,
+        submission: Submission,
+        results: list[dict],
+        predictions: dict[str, list[dict]],
+        replace: bool = False,
     ) -> int:
         """Store a submission with its results in one transaction; returns its version. A taken name raises
         :class:`NameTaken` unless ``replace``: then the stored one moves to ``history`` and this one is the next
-        version."""
+        version. A queued or running evaluation request reserves its name: only that job (storing through
+        :meth:`finish_job`) may store under it."""
         if submission.status not in STATUSES:
             raise ValueError(f"status {submission.status!r}; one of {STATUSES}")
         outer = self.db.in_transaction  # inside finish_job's transaction: part of it
@@ -175,6 +181,13 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
         try:
             version = 1
+            reserved = self.db.execute(
+                "SELECT id FROM jobs WHERE name = ? AND state IN ('PENDING', 'RUNNING') AND id IS NOT ?",
+                (submission.name, self._finishing),
+            ).fetchone()
+            if reserved is not None:
+                raise NameTaken(f"name {submission.name!r} is reserved by evaluation request {reserved[0]} (queued or "
+                                "running); choose another name")  # fmt: skip
             old = self.db.execute("SELECT version FROM submissions WHERE name = ?", (submission.name,)).fetchone()
             if old is not None:
                 if not replace:
@@ -335,7 +348,11 @@ class Store:
             if not self._holds(job_id, claim):
                 self.db.execute("ROLLBACK")
                 return False
-            store_results()
+            self._finishing = job_id  # the name this job reserved is its own to store under
+            try:
+                store_results()
+            finally:
+                self._finishing = None
             self.db.execute(
                 "UPDATE jobs SET state = 'FINISHED', lease_until = NULL, log = log || ?, updated_at = datetime('now') "
                 "WHERE id = ?",

@@ -79,12 +79,6 @@ def make_ui(lb):
         columns = ["id", "name", "state", "base_model", "adapter", "attempts", "updated_at", "error"]
         return pd.DataFrame([{k: j[k] for k in columns} for j in jobs], columns=columns).astype(object).fillna("-")
 
-    def job_log(job_id):
-        for job in lb.jobs():
-            if str(job["id"]) == str(job_id).strip():
-                return job["log"]
-        return "no such job"
-
     def submit(name, base_model, adapter, revision, request: gr.Request):
 
         client = request.client.host if request and request.client else "unknown"
@@ -92,7 +86,7 @@ def make_ui(lb):
             body = EvalRequest(name=name, base_model=base_model, adapter=adapter or None, revision=revision or None)
             job_id = lb.request(body, client)
         except (ValidationError, Exception) as exc:  # shown to the user, never a traceback
-            return f"Not queued: {exc}", queue_values()
+            return f"Not queued: {escape_markdown(str(exc))}", queue_values()  # the user's own text comes back
         return f"Queued as job {job_id}: PENDING", queue_values()
 
     with gr.Blocks(title="m2v-bench leaderboard", analytics_enabled=False) as demo:
@@ -128,9 +122,6 @@ def make_ui(lb):
             with gr.Tab("Queue", id="queue"):
                 queue = gr.Dataframe(interactive=False, elem_id="queue-table")
                 gr.Button("Refresh", elem_id="queue-refresh").click(queue_values, outputs=queue)
-                job_id = gr.Textbox(label="Job id")
-                log = gr.Textbox(label="Log", lines=12)
-                job_id.submit(job_log, inputs=job_id, outputs=log)
                 demo.load(queue_values, outputs=queue)
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)

@@ -141,15 +141,17 @@ class Worker:
         if job is None:
             return None
         logger.info("job %s (%s): claimed", job["id"], job["name"])
-        out = self.config.work_dir / f"job-{job['id']}-{job['claim'][:8]}"
-        out.mkdir(parents=True, exist_ok=True)
+        out = (self.config.work_dir / f"job-{job['id']}-{job['claim'][:8]}").resolve()
+        # lmms-eval runs in an empty folder of its own: a hub id (org/name) can never name a local folder there
+        cwd = out / "cwd"
+        cwd.mkdir(parents=True, exist_ok=True)
         log_path = out / "lmms-eval.log"
         device = _device(self.config)
-        env = {**os.environ, DATA_DIR_ENV: str(self.config.data_dir)}
+        env = {**os.environ, DATA_DIR_ENV: str(self.config.data_dir.resolve())}
         lost = threading.Event()
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(lmms_eval_command(self.config, job, out, device), stdout=log,
-                                       stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                                       stderr=subprocess.STDOUT, env=env, cwd=cwd)  # fmt: skip
             ended = threading.Event()
             beat = threading.Thread(target=self._heartbeat, args=(job, process, log_path, lost, ended), daemon=True)
             beat.start()

@@ -52,8 +52,12 @@ def test_a_request_is_queued_and_claimed_with_a_lease(client, tmp_path):
     response = client.post("/api/requests", json={"name": "mine", "base_model": base})
     assert response.status_code == 201 and response.json()["state"] == "PENDING"
     (job,) = client.get("/api/jobs").json()
-    assert (job["name"], job["state"], job["base_model"], job["adapter"]) == ("mine", "PENDING", base, None)
-    assert "requested by" in job["log"] and "claim" not in job  # the claim id is the worker's secret
+    assert (job["name"], job["state"], job["base_model"], job["adapter"]) == ("mine", "PENDING", "base (local)", None)
+    assert "log" not in job and "claim" not in job  # logs are for admins; the claim id is the worker's secret
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    full = client.get(f"/api/admin/jobs/{job['id']}", headers=auth).json()
+    assert full["base_model"] == base and "requested by" in full["log"] and "claim" not in full
+    assert client.get(f"/api/admin/jobs/{job['id']}").status_code == 401
     taken = client.post("/api/requests", json={"name": "mine", "base_model": base})
     assert taken.status_code == 422 and "taken" in taken.json()["detail"]
     unpinnable = client.post(
@@ -64,13 +68,13 @@ def test_a_request_is_queued_and_claimed_with_a_lease(client, tmp_path):
     assert pinned.status_code == 201 and pinned.json()["state"] == "PENDING"
     jobs = [(j["name"], j["adapter"], j["revision"]) for j in client.get("/api/jobs").json()]
     assert jobs == [("p", "org/a", "v2"), ("mine", None, None)]  # newest first
-    auth = {"Authorization": f"Bearer {TOKEN}"}
     claimed = client.post("/api/jobs/claim", json={"worker": "w1"}, headers=auth).json()
     assert claimed["name"] == "mine" and len(claimed["claim"]) == 32
     assert client.get(f"/api/jobs/{claimed['id']}").json()["state"] == "RUNNING"
     beat = client.post(f"/api/jobs/{claimed['id']}/heartbeat", json={"claim": claimed["claim"], "log": "step 1\n"},
                        headers=auth)  # fmt: skip
-    assert beat.status_code == 200 and "step 1" in client.get(f"/api/jobs/{claimed['id']}").json()["log"]
+    assert beat.status_code == 200
+    assert "step 1" in client.get(f"/api/admin/jobs/{claimed['id']}", headers=auth).json()["log"]
     stale = client.post(f"/api/jobs/{claimed['id']}/heartbeat", json={"claim": "0" * 32}, headers=auth)
     assert stale.status_code == 409
     failed = client.post(f"/api/jobs/{claimed['id']}/fail", json={"claim": claimed["claim"], "error": "OOM"},
@@ -240,7 +244,12 @@ def live(evaluated, tmp_path_factory):
 def _job(live, name: str) -> dict:
     import httpx
 
-    return next((j for j in httpx.get(f"{live['url']}/api/jobs").json() if j["name"] == name), {})
+    """The whole job (its log too), as an admin reads it."""
+    found = next((j for j in httpx.get(f"{live['url']}/api/jobs").json() if j["name"] == name), None)
+    if found is None:
+        return {}
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    return httpx.get(f"{live['url']}/api/admin/jobs/{found['id']}", headers=admin).json()
 
 
 @pytest.mark.slow
@@ -385,7 +394,13 @@ def test_end_to_end_in_headless_chromium(live, tmp_path):
     try:
         browser.open(f"{live['url']}/ui/")
         _wait(lambda: browser.js(CLICK_TAB.format(name="Submit")), 120, "the Gradio app's tabs")
-        _wait(lambda: browser.js(TYPE.format(id="req-name", value="e2e-lnv-vid-ft")), 30, "the request form")
+        hostile = "<img src=x onerror=alert(1)>"  # refused (not a name); the refusal quotes it as text
+        _wait(lambda: browser.js(TYPE.format(id="req-name", value=hostile)), 30, "the request form")
+        assert browser.js(TYPE.format(id="req-base", value=str(live["base"])))
+        browser.js("document.querySelector('#req-submit').click()")
+        _wait(lambda: "Not queued" in browser.text(), 60, "the refusal")
+        assert hostile in browser.text() and browser.js("document.querySelectorAll('#req-result img').length") == 0
+        assert browser.js(TYPE.format(id="req-name", value="e2e-lnv-vid-ft"))
         assert browser.js(TYPE.format(id="req-base", value=str(live["base"])))
         assert browser.js(TYPE.format(id="req-adapter", value=str(live["adapter"])))
         browser.js("document.querySelector('#req-submit').click()")

@@ -24,3 +24,17 @@ def checkpoint_label(reference: str | None) -> str:
     if is_hub_id(reference):
         return reference.split("/", 1)[1]
     return f"{PurePath(reference).name or reference} (local)"
+
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def is_git_ref(revision: str) -> bool:
+    """Whether ``revision`` is a name git accepts for a branch, tag or commit (``git check-ref-format``'s rules, at
+    most 64 characters): no control characters, spaces, ``~ ^ : ? * [ \\``, ``..``, ``@{`` or ``//``; no part that
+    starts with a dot or ends with ``.lock``; not ``@``, and no leading or trailing ``/`` or trailing ``.``."""
+    if not revision or len(revision) > 64 or revision == "@" or _REF_FORBIDDEN.search(revision):
+        return False
+    if revision.startswith("/") or revision.endswith(("/", ".")):
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/"))

@@ -1,0 +1,224 @@
+"""The leaderboard service under hostile clients and workers: each case with the HTTP status it must give and what
+it must (not) show. The worker protocol's ordinary paths are in tests/test_leaderboard_server.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from m2v_bench.leaderboard.server import FINISH_BODY_LIMIT, PUBLIC_BODY_LIMIT, create_app, proxy_settings
+from m2v_bench.leaderboard.service import Config, check_model_ref
+from m2v_bench.leaderboard.store import NameTaken, Store, Submission
+from m2v_bench.models.refs import is_git_ref
+
+TOKEN = "hostile-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _config(tmp_path: Path, **changes) -> Config:
+    models = tmp_path / "models"
+    (models / "base").mkdir(parents=True, exist_ok=True)
+    (models / "base" / "config.json").write_text(json.dumps({"model_type": "llava_next_video"}))
+    return Config(db=tmp_path / "lb.sqlite", data_dir=tmp_path / "data", model_dirs=[models], token=TOKEN,
+                  **changes)  # fmt: skip
+
+
+@pytest.fixture
+def client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(_config(tmp_path), ui=False)) as client:
+        yield client
+
+
+def _base(tmp_path: Path) -> str:
+    return str(tmp_path / "models" / "base")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("base_model", "org/na\x00me"), ("name", "a\x00b"), ("adapter", "org/a\x00"), ("revision", "v1\x00"),
+     ("name", "line\nbreak"), ("base_model", "\x1b[31m")],
+)  # fmt: skip
+def test_a_control_character_in_any_field_is_422(client, tmp_path, field, value):
+    body = {"name": "n", "base_model": _base(tmp_path), "adapter": "org/a", "revision": "v1"} | {field: value}
+    response = client.post("/api/requests", json=body)
+    assert response.status_code == 422, response.text
+    assert field in json.dumps(response.json()["detail"]) and client.get("/api/jobs").json() == []
+
+
+@pytest.mark.parametrize(
+    "revision", ["a/../../../etc", "../x", ".hidden", "main.lock", "a//b", "a b", "x~1", "x^", "a:b", "@", "x@{1}",
+                 "/main", "main/", "main.", "refs/.x/y", "a" * 65, "x*", "x?", "x[", "a\\b"],
+)  # fmt: skip
+def test_a_revision_that_is_no_git_ref_name_is_422(client, tmp_path, revision):
+    assert not is_git_ref(revision)
+    response = client.post("/api/requests", json={"name": "n", "base_model": _base(tmp_path), "adapter": "org/a",
+                                                  "revision": revision})  # fmt: skip
+    assert response.status_code == 422 and client.get("/api/jobs").json() == []
+
+
+@pytest.mark.parametrize("revision", ["main", "v2", "refs/heads/main", "release-1.0", "a" * 40, "feature/x_y"])
+def test_git_ref_names_are_accepted(client, tmp_path, revision):
+    assert is_git_ref(revision)
+    response = client.post("/api/requests", json={"name": "n", "base_model": _base(tmp_path), "adapter": "org/a",
+                                                  "revision": revision})  # fmt: skip
+    assert response.status_code == 201, response.text
+
+
+def _claimed(client, tmp_path) -> dict:
+    assert client.post("/api/requests", json={"name": "job", "base_model": _base(tmp_path)}).status_code == 201
+    return client.post("/api/jobs/claim", json={"worker": "w"}, headers=AUTH).json()
+
+
+@pytest.mark.parametrize(
+    "filename", ["../20261201_000000_results.json", "20261201_000000_samples_../../x.jsonl", "sub/x_results.json",
+                 ".20261201_000000_results.json", "20261201_000000_samples_a\x00.jsonl", "notes.txt"],
+)  # fmt: skip
+def test_a_finish_with_a_bad_file_name_is_422_and_fails_the_job(client, tmp_path, filename):
+    job = _claimed(client, tmp_path)
+    response = client.post(f"/api/jobs/{job['id']}/finish", headers=AUTH,
+                           json={"claim": job["claim"], "files": {filename: "{}"}})  # fmt: skip
+    assert response.status_code == 422 and "file name" in response.json()["detail"], response.text
+    assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "FAILED"  # not left RUNNING until its lease ends
+    assert not list(tmp_path.rglob("x.jsonl")) and not (tmp_path / "x_results.json").exists()
+
+
+def test_a_nul_in_an_uploaded_file_is_422(client, tmp_path):
+    job = _claimed(client, tmp_path)
+    files = {"20261201_000000_results.json": "{\x00}"}
+    response = client.post(f"/api/jobs/{job['id']}/finish", headers=AUTH, json={"claim": job["claim"], "files": files})
+    assert response.status_code == 422 and "NUL" in response.json()["detail"]
+
+
+def test_bodies_are_limited_before_they_are_read(client, tmp_path):
+    big = json.dumps({"name": "n", "base_model": "x" * (PUBLIC_BODY_LIMIT + 1)})
+    assert client.post("/api/requests", content=big, headers={"content-type": "application/json"}).status_code == 413
+
+    def chunks():  # no Content-Length: the limit holds while the body streams in
+        yield b'{"name": "n", "base_model": "'
+        for _ in range(100):
+            yield b"x" * 4096
+        yield b'"}'
+
+    streamed = client.post("/api/requests", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.get("/api/jobs").json() == []
+    # a worker endpoint: no token, 401 before any of the body is read; with the token, finish takes large uploads
+    huge = b"x" * (2 * 1024 * 1024)
+    assert client.post("/api/jobs/1/finish", content=huge).status_code == 401
+    assert client.post("/api/jobs/1/heartbeat", content=huge, headers=AUTH).status_code == 413  # 1 MiB there
+    job = _claimed(client, tmp_path)
+    upload = {"claim": job["claim"], "files": {"20261201_000000_results.json": "x" * len(huge)}}
+    assert client.post(f"/api/jobs/{job['id']}/finish", json=upload, headers=AUTH).status_code == 422  # read
+    declared = {**AUTH, "content-length": str(FINISH_BODY_LIMIT + 1), "content-type": "application/json"}
+    assert client.post(f"/api/jobs/{job['id']}/finish", content=b"{}", headers=declared).status_code == 413
+
+
+def test_a_queued_request_reserves_its_name(client, tmp_path):
+    job = _claimed(client, tmp_path)
+    store = Store(tmp_path / "lb.sqlite")
+    sub = Submission("job", "llava_next_video", "no_ft", None, None, "org/m", None, {}, status="self-reported")
+    with pytest.raises(NameTaken, match=f"reserved by evaluation request {job['id']}"):
+        store.put(sub, [], {}, replace=True)
+    store.close()
+    taken = client.post("/api/requests", json={"name": "job", "base_model": _base(tmp_path)})
+    assert taken.status_code == 422 and "taken" in taken.json()["detail"]
+
+
+def test_a_hub_id_is_never_a_local_folder(tmp_path):
+    config = _config(tmp_path)
+    (tmp_path / "models" / "org" / "name").mkdir(parents=True)  # a folder of the hub id's relative name
+    assert check_model_ref("org/name", config.model_dirs, "base model") == "org/name"
+
+
+def test_the_worker_runs_lmms_eval_in_an_empty_folder_of_its_own(tmp_path, monkeypatch):
+    """A hub id (org/name) given to lmms-eval is looked up from its working folder first (transformers'
+    ``os.path.isdir``); the worker's is empty, so a folder named like the hub id where the worker was started is
+    never what gets evaluated."""
+    import subprocess
+
+    from m2v_bench.leaderboard import worker as worker_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def popen(command, cwd=None, **kwargs):
+        seen["cwd"], seen["command"] = Path(cwd), command
+        raise Stop
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    config = worker_module.WorkerConfig(server="http://x", token=TOKEN, data_dir=Path("data"), work_dir=Path("work"),
+                                        device="cpu")  # fmt: skip
+    worker = worker_module.Worker(config)
+    job = {"id": 1, "claim": "c" * 32, "name": "n", "base_model": "org/name", "adapter": None, "revision": None}
+    monkeypatch.setattr(worker, "claim", lambda: job)
+    with pytest.raises(Stop):
+        worker.run_once()
+    assert seen["cwd"].is_absolute() and seen["cwd"].is_dir() and list(seen["cwd"].iterdir()) == []
+    assert "pretrained=org/name" in " ".join(seen["command"])
+
+
+def test_public_endpoints_show_no_address_host_or_server_path(tmp_path):
+    from fastapi.testclient import TestClient
+
+    app = create_app(_config(tmp_path), ui=False)
+    lb = app.state.leaderboard
+    from m2v_bench.leaderboard.api import EvalRequest
+
+    address, host, secret = "203.0.113.77", "gpu-node-17.internal", "/srv/leaderboard/secret/data"
+    job_id = lb.request(EvalRequest(name="mine", base_model=_base(tmp_path)), client=address)
+    with TestClient(app) as client:
+        job = client.post("/api/jobs/claim", json={"worker": f"{host}-4242-abc"}, headers=AUTH).json()
+        log = f"loading {secret}/model on {host} ({address})\n"
+        client.post(f"/api/jobs/{job_id}/heartbeat", headers=AUTH, json={"claim": job["claim"], "log": log})
+        client.post(f"/api/jobs/{job_id}/fail", headers=AUTH,
+                    json={"claim": job["claim"], "error": f"1 of 40 samples in {secret}/mhc/test.jsonl have unusable "
+                                                          f"media; from {address}"})  # fmt: skip
+        public = client.get("/api/jobs").text + client.get(f"/api/jobs/{job_id}").text
+        admin = client.get(f"/api/admin/jobs/{job_id}", headers=AUTH).json()
+    for leak in (address, host, secret, str(tmp_path), "/srv/"):
+        assert leak not in public, (leak, public)
+    assert ".../test.jsonl have unusable media" in public  # the error still says what went wrong
+    assert admin["client"] == address and host in admin["worker"] and secret in admin["log"]
+
+
+def _serve(app, trusted: list[str]):
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           **proxy_settings(trusted)))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(("trusted", "codes"), [([], [201, 201, 429]), (["127.0.0.1"], [201, 201, 201])])
+def test_proxy_headers_count_only_from_trusted_proxies(tmp_path, trusted, codes):
+    """A local client posing as three addresses: by default one client (its connection's address) and rate-limited;
+    behind a trusted proxy, the forwarded addresses are the clients."""
+    import httpx
+
+    server, thread, url = _serve(create_app(_config(tmp_path, rate_limit=2), ui=False), trusted)
+    try:
+        got = [httpx.post(f"{url}/api/requests", json={"name": f"r{i}", "base_model": "org/m"},
+                          headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]  # fmt: skip
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert got == codes
