@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from m2v_bench.atomic import check_folder_target
@@ -84,6 +85,32 @@ def cmd_history(args: argparse.Namespace) -> int:
 TOKEN_ENV = "M2V_LEADERBOARD_TOKEN"
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    """Admin: one token per worker (only its hash is stored), revocation, the list."""
+    from m2v_bench.leaderboard.submit import check_name  # start-up time: see above
+
+    if args.action != "list" and not args.name:
+        raise M2VError(f"leaderboard workers {args.action}: give the worker's name")
+    store = _store(args)
+    try:
+        if args.action == "add":
+            token = store.add_worker(check_name(args.name))
+            print(token)  # stdout: the one place it is shown
+            print(f"worker {args.name!r} added; give it this token (--token-file); it is not stored, only its hash",
+                  file=sys.stderr)  # fmt: skip
+        elif args.action == "revoke":
+            moved = store.revoke_worker(args.name, args.note)
+            print(f"worker {args.name!r} revoked; {len(moved)} verified row(s) moved out of the verified tables"
+                  + (f": {', '.join(moved)}" if moved else ""))  # fmt: skip
+        else:
+            for worker in store.workers():
+                state = f"revoked {worker['revoked_at']}: {worker['note']}" if worker["revoked_at"] else "active"
+                print(f"{worker['name']}\tadded {worker['created_at']}\t{state}")
+    finally:
+        store.close()
+    return 0
+
+
 def _token(args) -> str:
 
     if args.token_file is not None:
@@ -147,6 +174,11 @@ def add_parser(sub) -> None:
     p = steps.add_parser("build", help="write the static HTML site")
     p.add_argument("out", type=Path)
     p.set_defaults(func=cmd_build)
+    p = steps.add_parser("workers", help="admin: a token per worker (add), revocation (revoke), the list")
+    p.add_argument("action", choices=["add", "revoke", "list"])
+    p.add_argument("name", nargs="?", default=None, help="the worker's name (add, revoke)")
+    p.add_argument("--note", default="revoked by an admin", help="revoke: why (shown with each row moved out)")
+    p.set_defaults(func=cmd_workers)
     p = steps.add_parser("history", help="the versions of a submission name")
     p.add_argument("name")
     p.set_defaults(func=cmd_history)

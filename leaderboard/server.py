@@ -39,7 +39,7 @@ from m2v_bench.leaderboard.service import (
     public_value,
     verify_upload,
 )
-from m2v_bench.leaderboard.store import Store
+from m2v_bench.leaderboard.store import ADMIN, Store
 from m2v_bench.leaderboard.ui import make_ui
 
 logger = logging.getLogger(__name__)
@@ -51,28 +51,32 @@ FINISH_BODY_LIMIT = 2 * MAX_UPLOAD + TOKEN_BODY_LIMIT
 _TOKEN_PATH = re.compile(r"/api/(?:jobs/claim|jobs/\d+/(?:heartbeat|finish|fail)|admin/.*)")
 
 
-def _has_token(scope, token: str) -> bool:
+def _bearer(scope) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == b"authorization":
             scheme, _, given = value.decode("latin-1").partition(" ")
-            return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-    return False
+            return given.strip() if scheme.lower() == "bearer" else None
+    return None
 
 
 class BodyLimit:
     """ASGI middleware: a request body over its limit is refused with 413 before it is read whole, and a worker or
-    admin endpoint without the token gets its 401 before its body is read at all."""
+    admin endpoint without a valid token gets its 401 before its body is read at all. The caller's identity (the
+    registered worker, or ``admin``) goes to ``request.state.identity``."""
 
-    def __init__(self, app, token: str):
-        self.app, self.token = app, token
+    def __init__(self, app, identify):
+        self.app, self.identify = app, identify
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         if _TOKEN_PATH.fullmatch(path):
-            if not _has_token(scope, self.token):
-                return await _refuse(send, 401, "a worker/admin token is required", {"www-authenticate": "Bearer"})
+            identity = self.identify(_bearer(scope))
+            if identity is None:
+                return await _refuse(send, 401, "a worker/admin token is required (a revoked one is refused)",
+                                     {"www-authenticate": "Bearer"})  # fmt: skip
+            scope.setdefault("state", {})["identity"] = identity
             limit = FINISH_BODY_LIMIT if path.endswith("/finish") else TOKEN_BODY_LIMIT
         else:
             limit = PUBLIC_BODY_LIMIT
@@ -114,6 +118,15 @@ class Leaderboard:
         self.lock = threading.RLock()
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
         self._tables: dict[tuple, bytes] = {}
+        self._tokens = Store(config.db, threads=True)  # the middleware's own connection: token look-ups only
+
+    def identify(self, token: str | None) -> str | None:
+        """Who a bearer token is: ``admin`` (the server's token), a registered unrevoked worker, or None."""
+        if not token:
+            return None
+        if hmac.compare_digest(token.encode(), self.config.token.encode()):
+            return ADMIN
+        return self._tokens.worker_for_token(token)
 
     def _generation(self) -> tuple[int, int]:
         """Changes since the last read: this connection's writes (``total_changes``) and other processes' commits
@@ -163,19 +176,24 @@ def create_app(config: Config, ui: bool = True):
     """The FastAPI app (and the Gradio UI at /ui unless ``ui=False``)."""
     from fastapi import Depends, FastAPI, HTTPException, Request, Response  # imported here for start-up time
     from fastapi.responses import RedirectResponse  # imported here for start-up time
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # imported here for start-up time
 
     if not config.token:
         raise M2VError("the leaderboard server needs a worker token (--token-file or $M2V_LEADERBOARD_TOKEN)")
     lb = Leaderboard(config)
     app = FastAPI(title="m2v-bench leaderboard", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.leaderboard = lb
-    app.add_middleware(BodyLimit, token=config.token)
-    bearer = HTTPBearer(auto_error=False)
+    app.add_middleware(BodyLimit, identify=lb.identify)
 
-    def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), config.token.encode()):
+    def authorized(request: Request) -> str:
+        """The caller's identity, which :class:`BodyLimit` checked before the body was read."""
+        identity = getattr(request.state, "identity", None)
+        if identity is None:
             raise HTTPException(401, "a worker/admin token is required", headers={"WWW-Authenticate": "Bearer"})
+        return identity
+
+    def admin(identity: Annotated[str, Depends(authorized)]) -> None:
+        if identity != ADMIN:
+            raise HTTPException(403, "the admin token is required")
 
     def client_of(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -197,7 +215,7 @@ def create_app(config: Config, ui: bool = True):
             return [{"name": s.name, "status": s.status, "version": s.version, "family": s.family,
                      "strategy": s.strategy, "target": s.target, "meme_source": s.meme_source,
                      "base_model": public_reference(s.base_model), "provenance": public_value(s.provenance),
-                     "environment": public_value(s.environment)}
+                     "environment": public_value(s.environment), "worker": s.worker, "note": s.note}
                     for s in lb.store.submissions()]  # fmt: skip
 
     @app.get("/api/jobs")
@@ -211,7 +229,7 @@ def create_app(config: Config, ui: bool = True):
             raise HTTPException(404, f"no job {job_id}")
         return found[0]
 
-    @app.get("/api/admin/jobs/{job_id}", dependencies=[Depends(authorized)])
+    @app.get("/api/admin/jobs/{job_id}", dependencies=[Depends(admin)])
     def admin_job(job_id: int):
         """The whole job, for admins: its log, the client that requested it, the worker that ran it."""
         with lb.lock:
@@ -230,10 +248,10 @@ def create_app(config: Config, ui: bool = True):
             raise HTTPException(422, str(exc)) from None
         return {"id": job_id, "state": "PENDING"}
 
-    @app.post("/api/jobs/claim", dependencies=[Depends(authorized)])
-    def claim(body: Claim):
+    @app.post("/api/jobs/claim")
+    def claim(body: Claim, identity: Annotated[str, Depends(authorized)]):
         with lb.lock:
-            job = lb.store.claim_job(body.worker, config.lease_s)
+            job = lb.store.claim_job(body.worker, config.lease_s, identity)
         if job is None:
             return Response(status_code=204)
         return {k: job[k] for k in ("id", "claim", "name", "base_model", "adapter", "revision")} | {
@@ -247,11 +265,11 @@ def create_app(config: Config, ui: bool = True):
                 raise HTTPException(409, "this claim is no longer held (lease expired or job done)")
         return {"lease_s": config.lease_s}
 
-    @app.post("/api/jobs/{job_id}/finish", dependencies=[Depends(authorized)])
-    def finish(job_id: int, body: Finish):
+    @app.post("/api/jobs/{job_id}/finish")
+    def finish(job_id: int, body: Finish, identity: Annotated[str, Depends(authorized)]):
         with lb.lock:
             try:
-                stored = verify_upload(lb.store, config, job_id, body.claim, body.model_dump())
+                stored = verify_upload(lb.store, config, job_id, body.claim, body.model_dump(), identity)
             except RequestError as exc:
                 raise HTTPException(422, str(exc)) from None
         if not stored:

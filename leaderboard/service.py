@@ -21,7 +21,7 @@ from pathlib import Path
 
 from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard.runs import RESULTS, RUN
-from m2v_bench.leaderboard.store import NameTaken, Store, Submission
+from m2v_bench.leaderboard.store import ADMIN, NameTaken, Store, Submission
 from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
 from m2v_bench.models.loading import checkpoint_family
 from m2v_bench.models.refs import checkpoint_label, is_git_ref, is_hub_id
@@ -102,9 +102,10 @@ def make_request(
     return store.add_job(name, base, adapter, revision, client)
 
 
-def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload: dict) -> bool:
-    """Verify a worker's lmms-eval output and store it as verified, finishing the job. False: the claim is stale
-    (the job was re-queued, or is done). A verification error fails the job and raises :class:`RequestError`."""
+def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload: dict, worker: str = ADMIN) -> bool:
+    """Verify a worker's lmms-eval output and store it as verified (by ``worker``, the registered worker that sent
+    it), finishing the job. False: the claim is stale (the job was re-queued, or is done). A verification error
+    fails the job and raises :class:`RequestError`."""
     job = store.job(job_id)
     if job is None:
         raise RequestError(f"no job {job_id}")
@@ -146,7 +147,7 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         target=provenance.get("target"), meme_source=provenance.get("meme_source"),
         base_model=str(job["base_model"]), video_fraction=provenance.get("video_fraction"),
         provenance={**provenance, "adapter": job["adapter"], "revision": job["revision"]}, status="verified",
-        environment=upload.get("environment") or {},
+        environment=upload.get("environment") or {}, worker=worker,
     )  # fmt: skip
     try:
         return store.finish_job(job_id, claim, lambda: store.put(submission, rows, predictions))

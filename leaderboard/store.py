@@ -7,7 +7,9 @@ WAL + a busy timeout let several processes submit at once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import sqlite3
 import time
 import uuid
@@ -80,9 +82,24 @@ MIGRATIONS = [
     );
     CREATE INDEX jobs_state ON jobs (state, id);
     """,
+    """
+    CREATE TABLE workers (
+        name TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL DEFAULT (datetime('now')),
+        revoked_at TEXT,
+        note TEXT
+    );
+    ALTER TABLE submissions ADD COLUMN worker TEXT;
+    ALTER TABLE submissions ADD COLUMN note TEXT;
+    ALTER TABLE jobs ADD COLUMN identity TEXT;
+    """,
 ]
+ADMIN = "admin"
+"""The identity of the server's own token (``--token-file``): it may run jobs too, recorded as ``admin``."""
 JOB_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
-STATUSES = ("verified", "self-reported")
+STATUSES = ("verified", "self-reported", "revoked")
+"""``revoked``: verified by a worker whose token was revoked since (the row keeps the revocation's note)."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +113,14 @@ class Submission:
     video_fraction: float | None
     provenance: dict
     status: str = "self-reported"
-    """``verified`` or ``self-reported`` (:data:`STATUSES`)."""
+    """``verified``, ``self-reported`` or ``revoked`` (:data:`STATUSES`)."""
     version: int = 1
     environment: dict | None = None
     """Verified runs: the versions, device and dtype the worker evaluated with."""
+    worker: str | None = None
+    """Verified runs: the registered worker (its token's name) that ran it."""
+    note: str | None = None
+    """Why the status is what it is, when it changed after storing (a revoked worker)."""
 
 
 class NameTaken(M2VError):
@@ -198,11 +219,13 @@ class Store:
                 version = self._archive(submission.name) + 1
             self.db.execute(
                 "INSERT INTO submissions (name, family, strategy, target, meme_source, base_model, video_fraction,"
-                " provenance, status, version, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " provenance, status, version, environment, worker, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?)",
                 (submission.name, submission.family, submission.strategy, submission.target, submission.meme_source,
                  submission.base_model, submission.video_fraction, json.dumps(submission.provenance, default=str),
                  submission.status, version,
-                 None if submission.environment is None else json.dumps(submission.environment, default=str)),
+                 None if submission.environment is None else json.dumps(submission.environment, default=str),
+                 submission.worker, submission.note),
             )  # fmt: skip
             for row in results:
                 columns = ", ".join(row)
@@ -251,9 +274,52 @@ class Store:
     def submissions(self) -> list[Submission]:
         rows = self.db.execute(
             "SELECT name, family, strategy, target, meme_source, base_model, video_fraction, provenance, status, "
-            "version, environment FROM submissions ORDER BY name"
+            "version, environment, worker, note FROM submissions ORDER BY name"
         ).fetchall()
-        return [Submission(*row[:7], _json(row[7]) or {}, row[8], row[9], _json(row[10])) for row in rows]
+        return [Submission(*row[:7], _json(row[7]) or {}, row[8], row[9], _json(row[10]), row[11], row[12])
+                for row in rows]  # fmt: skip
+
+    # ----------------------------------------------------------------------------------------------- the workers
+
+    def add_worker(self, name: str) -> str:
+        """Register a worker; returns its token (shown once: only its SHA-256 is stored)."""
+        token = secrets.token_urlsafe(32)
+        try:
+            self.db.execute("INSERT INTO workers (name, token_sha256) VALUES (?, ?)", (name, _sha256(token)))
+        except sqlite3.IntegrityError:
+            raise M2VError(f"worker {name!r} exists; revoke it and add one under another name") from None
+        return token
+
+    def worker_for_token(self, token: str) -> str | None:
+        """The name of the registered, unrevoked worker whose token this is."""
+        row = self.db.execute(
+            "SELECT name FROM workers WHERE token_sha256 = ? AND revoked_at IS NULL", (_sha256(token),)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def workers(self) -> list[dict]:
+        cursor = self.db.execute("SELECT name, created_at, revoked_at, note FROM workers ORDER BY name")
+        return [dict(zip([d[0] for d in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+
+    def revoke_worker(self, name: str, note: str) -> list[str]:
+        """Revoke a worker's token (its next call gets 401) and move the rows it verified out of the verified
+        tables (status ``revoked``, with ``note``); returns their names."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self.db.execute("SELECT revoked_at FROM workers WHERE name = ?", (name,)).fetchone()
+            if found is None:
+                raise M2VError(f"no worker {name!r}; `workers list` shows them")
+            self.db.execute("UPDATE workers SET revoked_at = coalesce(revoked_at, datetime('now')), note = ? "
+                            "WHERE name = ?", (note, name))  # fmt: skip
+            query = "SELECT name FROM submissions WHERE worker = ? AND status = 'verified' ORDER BY name"
+            moved = [r[0] for r in self.db.execute(query, (name,))]
+            self.db.execute("UPDATE submissions SET status = 'revoked', note = ? WHERE worker = ? AND status = "
+                            "'verified'", (f"worker {name} revoked: {note}", name))  # fmt: skip
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return moved
 
     def results(self) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM results ORDER BY name, task")
@@ -298,8 +364,9 @@ class Store:
             )
         return expired
 
-    def claim_job(self, worker: str, lease_s: float) -> dict | None:
-        """The oldest PENDING job, now RUNNING under a fresh claim id and a lease (expired leases re-queued first)."""
+    def claim_job(self, worker: str, lease_s: float, identity: str = ADMIN) -> dict | None:
+        """The oldest PENDING job, now RUNNING under a fresh claim id and a lease (expired leases re-queued first).
+        ``worker``: the worker's own description of itself; ``identity``: the registered worker its token names."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.requeue_expired()
@@ -309,9 +376,16 @@ class Store:
                 return None
             claim = uuid.uuid4().hex
             self.db.execute(
-                "UPDATE jobs SET state = 'RUNNING', worker = ?, claim = ?, lease_until = ?, attempts = attempts + 1, "
-                "log = log || ?, updated_at = datetime('now') WHERE id = ?",
-                (worker, claim, time.time() + lease_s, f"{_now()} claimed by {worker}\n", row[0]),
+                "UPDATE jobs SET state = 'RUNNING', worker = ?, identity = ?, claim = ?, lease_until = ?, "
+                "attempts = attempts + 1, log = log || ?, updated_at = datetime('now') WHERE id = ?",
+                (
+                    worker,
+                    identity,
+                    claim,
+                    time.time() + lease_s,
+                    f"{_now()} claimed by {identity} ({worker})\n",
+                    row[0],
+                ),
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -394,3 +468,7 @@ def _json(text: str | None):
         return json.loads(text)
     except ValueError:
         return None
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -126,6 +126,9 @@ def _submitted(store: Store, strategies: set[str], board: str, notes: list[str])
         try:
             if sub.strategy not in strategies:
                 continue
+            if sub.status not in STATUS_ORDER:  # revoked: out of the tables, with its note
+                notes.append(f"Left out {sub.name} ({sub.status}): {sub.note or 'no note'}")
+                continue
             cells, test_sets = {}, set()
             for target in video_targets():
                 short = DATASETS[target].short
@@ -206,12 +209,13 @@ def ranking(store: Store, board: str = "paper") -> list[Table]:
     # McNemar's baseline is a No-FT of the same base model, a verified one when there is one
     no_ft: dict[str, str] = {}
     for s in sorted(submissions.values(), key=lambda s: -_status_rank(s.status)):
-        if s.strategy == "no_ft":
+        if s.strategy == "no_ft" and s.status in STATUS_ORDER:
             no_ft[s.base_model] = s.name
     tables = []
     results = [r for r in store.results() if on_board(r.get("test_set"), board)]
     for task in sorted({r["task"] for r in results}):
         baselines = {base: store.predictions(name, task) for base, name in no_ft.items()}
+        first = len(tables)
         for status in STATUS_ORDER:
             rows, notes = [], []
             chosen = [r for r in results if r["task"] == task and submissions.get(r["name"])
@@ -232,6 +236,13 @@ def ranking(store: Store, board: str = "paper") -> list[Table]:
                 table.notes.append("Self-reported: logs uploaded by their authors, checked and recomputed but not "
                                    "evaluated by the leaderboard; never ranked among the verified rows.")  # fmt: skip
             tables.append(table)
+        left_out = [f"Left out {name} ({submissions[name].status}): {submissions[name].note or 'no note'}"
+                    for name in sorted({r["name"] for r in results if r["task"] == task})
+                    if name in submissions and submissions[name].status not in STATUS_ORDER]  # fmt: skip
+        if left_out and len(tables) > first:
+            tables[-1].notes.extend(left_out)
+        elif left_out:
+            tables.append(Table(f"Ranking on {task} (none verified)", _frame([], RANKING_COLUMNS), notes=left_out))
     return tables
 
 

@@ -72,14 +72,15 @@ def test_a_family_trains_then_ranks_under_its_checkpoints_names(tiny_models, sma
     assert json.loads((adapter / "m2v_provenance.json").read_text())["steps"] == 2
 
     config = Config(db=tmp_path / "lb.sqlite", data_dir=small, model_dirs=[base.parent, tmp_path], token=TOKEN)
+    worker_token = Store(config.db).add_worker("family-worker")  # a worker of its own, not the admin token
     with TestClient(create_app(config, ui=False)) as client:
         for request in ({"name": f"{name}-base", "base_model": str(base)},
                         {"name": f"{name}-lora", "base_model": str(base), "adapter": str(adapter)}):  # fmt: skip
             assert client.post("/api/requests", json=request).status_code == 201, request
-        worker = Worker(WorkerConfig(server="http://testserver", token=TOKEN, data_dir=small,
+        worker = Worker(WorkerConfig(server="http://testserver", token=worker_token, data_dir=small,
                                      work_dir=tmp_path / "work", tasks=TASKS, device="cpu", dtype="float32",
                                      batch_size=4, frames=4))  # fmt: skip
-        client.headers["Authorization"] = f"Bearer {TOKEN}"
+        client.headers["Authorization"] = f"Bearer {worker_token}"
         worker.http = client  # the worker's HTTP calls go to the app in this process
         for _ in range(2):
             assert worker.run_once() is not None
@@ -87,8 +88,8 @@ def test_a_family_trains_then_ranks_under_its_checkpoints_names(tiny_models, sma
     assert {job["state"] for job in jobs.values()} == {"FINISHED"}, {n: j["error"] for n, j in jobs.items()}
 
     store = Store(config.db)
-    assert {(s.name, s.family, s.status) for s in store.submissions()} == {
-        (f"{name}-base", name, "verified"), (f"{name}-lora", name, "verified")
+    assert {(s.name, s.family, s.status, s.worker) for s in store.submissions()} == {
+        (f"{name}-base", name, "verified", "family-worker"), (f"{name}-lora", name, "verified", "family-worker")
     }  # fmt: skip
     (generate, score) = [t for t in views.ranking(store, board="sample") if "verified" in t.title]
     for table in (generate, score):

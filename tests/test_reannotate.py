@@ -273,17 +273,24 @@ def test_predict_survives_sigkill_and_resumes_to_the_same_file(tiny, sample_raw,
     assert sorted(resumed, key=lambda r: r["id"]) == sorted(reference, key=lambda r: r["id"])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_every_family_predicts_through_the_cli(tiny, sample_raw, tmp_path, family, capsys):
-    """`reannotate predict` with each family's tiny checkpoint, in this process: one prediction a meme, each a
-    label of the target's space or -1 (a random model's answer is rarely a label), with the raw response kept."""
+@pytest.fixture(scope="module")
+def four_memes(sample_raw, tmp_path_factory) -> Path:
     from m2v_bench.datasets import prepare, write_prepared
 
-    write_prepared(prepare("fhm", sample_raw[0] / "FHM"), tmp_path, "fhm")
-    memes = tmp_path / "fhm" / "first.jsonl"
-    write_manifest(memes, read_manifest(tmp_path / "fhm" / "train.jsonl")[:4])
+    root = tmp_path_factory.mktemp("four_memes")
+    write_prepared(prepare("fhm", sample_raw[0] / "FHM"), root, "fhm")
+    memes = root / "fhm" / "first.jsonl"
+    write_manifest(memes, read_manifest(root / "fhm" / "train.jsonl")[:4])
+    return memes
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_predicts_through_the_cli(tiny, four_memes, tmp_path, family):
+    """`reannotate predict` with each family's tiny checkpoint, in this process: one prediction a meme, each a
+    label of the target's space or -1 (a random model's answer is rarely a label), with the raw response kept."""
+    memes = four_memes
     out = tmp_path / "predictions.jsonl"
-    assert main(_predict_cmd(tiny[family], memes, out)[1:] + ["--batch-size", "2"]) == 0
+    assert main([*_predict_cmd(tiny[family], memes, out)[1:], "--batch-size", "2", "--shots", "2"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [r.id for r in read_manifest(memes)]
     assert {r["prediction"] for r in rows} <= {-1, 0, 1} and all(isinstance(r["response"], str) for r in rows)

@@ -222,3 +222,61 @@ def test_proxy_headers_count_only_from_trusted_proxies(tmp_path, trusted, codes)
         server.should_exit = True
         thread.join(timeout=30)
     assert got == codes
+
+
+def _verified_row(store: Store, name: str, worker: str) -> None:
+    sub = Submission(name, "llava_next_video", "no_ft", None, None, "org/m", None, {}, status="verified",
+                     worker=worker)  # fmt: skip
+    row = {"task": "m2v_mhc", "dataset": "mhc", "test_sha256": "0", "test_set": "sample", "n": 1, "accuracy": 1.0,
+           "macro_f1": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0, "invalid_rate": 0.0, "auroc": None,
+           "macro_f1_low": 1.0, "macro_f1_high": 1.0}  # fmt: skip
+    store.put(sub, [row], {"m2v_mhc": [{"id": "a", "gold": 1, "pred": 1}]})
+
+
+def test_a_revoked_worker_gets_401_and_its_rows_leave_the_verified_tables(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from m2v_bench.cli import main
+    from m2v_bench.leaderboard import views
+
+    db = str(tmp_path / "lb.sqlite")
+    assert main(["leaderboard", "--db", db, "workers", "add", "gpu-a"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert len(token) >= 40 and token not in (tmp_path / "lb.sqlite").read_bytes().decode("latin-1")  # a hash only
+    assert main(["leaderboard", "--db", db, "workers", "add", "gpu-b"]) == 0
+    other = capsys.readouterr().out.strip()
+    with TestClient(create_app(_config(tmp_path), ui=False)) as client:
+        worker = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/requests", json={"name": "job", "base_model": _base(tmp_path)}).status_code == 201
+        claimed = client.post("/api/jobs/claim", json={"worker": "host-1"}, headers=worker).json()
+        admin = client.get(f"/api/admin/jobs/{claimed['id']}", headers=AUTH).json()
+        assert admin["identity"] == "gpu-a" and "claimed by gpu-a (host-1)" in admin["log"]
+        assert client.get(f"/api/admin/jobs/{claimed['id']}", headers=worker).status_code == 403  # not an admin
+
+        store = Store(tmp_path / "lb.sqlite")
+        _verified_row(store, "by-a", "gpu-a")
+        _verified_row(store, "by-b", "gpu-b")
+        verified = lambda: {n for t in views.ranking(store, "sample") if "(verified)" in t.title  # noqa: E731
+                            for n in t.frame["Submission"]}  # fmt: skip
+        assert verified() == {"by-a", "by-b"}
+
+        assert main(["leaderboard", "--db", db, "workers", "revoke", "gpu-a", "--note", "forged logs"]) == 0
+        assert "1 verified row(s) moved out of the verified tables: by-a" in capsys.readouterr().out
+        refused = client.post(f"/api/jobs/{claimed['id']}/heartbeat", json={"claim": claimed["claim"]}, headers=worker)
+        assert refused.status_code == 401  # its very next call
+        assert client.post("/api/jobs/claim", json={"worker": "host-1"}, headers=worker).status_code == 401
+        assert client.post("/api/jobs/claim", json={"worker": "h"}, headers={"Authorization": f"Bearer {other}"}
+                           ).status_code in (200, 204)  # fmt: skip
+        submissions = {s["name"]: s for s in client.get("/api/submissions").json()}
+    assert verified() == {"by-b"}
+    notes = [n for t in views.ranking(store, "sample") for n in t.notes]
+    assert "Left out by-a (revoked): worker gpu-a revoked: forged logs" in notes
+    assert (submissions["by-a"]["status"], submissions["by-a"]["worker"]) == ("revoked", "gpu-a")
+    assert "forged logs" in submissions["by-a"]["note"]
+    substitution = views.substitution(store, "sample")
+    assert list(substitution.frame["Source"]) == ["verified: by-b"]
+    assert any("Left out by-a (revoked)" in n for n in substitution.notes)
+    store.close()
+    assert main(["leaderboard", "--db", db, "workers", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "gpu-a\tadded" in listing and "revoked" in listing and "gpu-b\tadded" in listing
