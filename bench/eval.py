@@ -190,11 +190,18 @@ def measure_real_shapes(clips: list[Path], device: str, batch_size: int) -> None
 
 
 def visual_tokens(generator, item) -> int:
-    """The tokens one clip adds to its prompt in this family's input (the encoded prompt minus its text)."""
+    """The visual tokens one clip gives the language model: those it adds to the prompt (the encoded prompt minus
+    its text), or for a cross-attention family (Mllama: one ``<|image|>`` token in the prompt) the vision tower's
+    tokens it attends to, tiles x (patches + 1)."""
     kind, payload = generator.prepare(item[1])
     text = generator.chat(kind, len(payload), item[0])
-    encoded = generator.encode([text], kind, [payload])["input_ids"].shape[1]
-    return encoded - len(generator.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    encoded = generator.encode([text], kind, [payload])
+    if "aspect_ratio_mask" in encoded:
+        vision = generator.model.config.vision_config
+        return int(encoded["aspect_ratio_mask"].sum()) * ((vision.image_size // vision.patch_size) ** 2 + 1)
+    return encoded["input_ids"].shape[1] - len(
+        generator.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
 
 
 def main() -> None:
