@@ -126,7 +126,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from m2v_bench.leaderboard.service import Config  # start-up time: see above
 
     config = Config(db=args.db, data_dir=args.data_dir or data_dir(), model_dirs=args.model_dir, token=_token(args),
-                    lease_s=args.lease_s, rate_limit=args.rate_limit, rate_window_s=args.rate_window_s)  # fmt: skip
+                    lease_s=args.lease_s, rate_limit=args.rate_limit, rate_window_s=args.rate_window_s,
+                    audit=args.audit)  # fmt: skip
     print(f"serving the leaderboard on http://{args.host}:{args.port}/ (API under /api, UI under /ui)")
     serve(config, args.host, args.port, ui=not args.no_ui, trusted_proxies=args.trusted_proxy)
     return 0
@@ -194,6 +195,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rate-limit", type=int, default=10, help="requests per client per --rate-window-s")
     p.add_argument("--rate-window-s", type=float, default=3600.0)
     p.add_argument("--no-ui", action="store_true", help="the JSON API only")
+    p.add_argument("--audit", action="store_true",
+                   help="audit mode: a worker's run is verified only once a second worker's re-run of a random "
+                        "sample of its documents agrees with it")  # fmt: skip
     p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
                    help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default: none, the "
                         "connection's own address is the client)")  # fmt: skip

@@ -255,7 +255,8 @@ def create_app(config: Config, ui: bool = True):
         if job is None:
             return Response(status_code=204)
         return {k: job[k] for k in ("id", "claim", "name", "base_model", "adapter", "revision")} | {
-            "lease_s": config.lease_s
+            "lease_s": config.lease_s,
+            "sample": json.loads(job["sample"]) if job["sample"] else None,
         }
 
     @app.post("/api/jobs/{job_id}/heartbeat", dependencies=[Depends(authorized)])

@@ -10,7 +10,10 @@ FINISHED, only while the worker's claim is still held: a job is stored once even
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import random
 import re
 import tempfile
 import threading
@@ -22,7 +25,15 @@ from pathlib import Path
 from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard.runs import RESULTS, RUN
 from m2v_bench.leaderboard.store import ADMIN, NameTaken, Store, Submission
-from m2v_bench.leaderboard.submit import SubmissionError, check_name, evaluate_logs, model_args
+from m2v_bench.leaderboard.submit import (
+    SubmissionError,
+    check_name,
+    check_predictions,
+    evaluate_logs,
+    find_logs,
+    model_args,
+    read_samples,
+)
 from m2v_bench.models.loading import checkpoint_family
 from m2v_bench.models.refs import checkpoint_label, is_git_ref, is_hub_id
 
@@ -55,6 +66,9 @@ class Config:
     rate_window_s: float = 3600.0
     work_dir: Path | None = None
     """Where uploads are unpacked for verification (default: a temporary folder)."""
+    audit: bool = False
+    """Audit mode: each worker run waits (status ``auditing``) for a second worker's re-run of a random sample of
+    its documents (:func:`audit_sample`), and is verified only if the two agree (:func:`agreement`)."""
 
 
 def check_model_ref(value: str | None, allowed: list[Path], what: str) -> str | None:
@@ -122,6 +136,8 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         if "\x00" in str(text):
             store.fail_job(job_id, claim, f"upload refused: {filename} holds a NUL character")
             raise RequestError(f"finish: {filename} holds a NUL character; lmms-eval writes UTF-8 text")
+    if job["audit_of"]:
+        return _finish_audit(store, config, job, claim, files, worker)
     checkpoint = job["adapter"] or job["base_model"]
     if job["adapter"] and not Path(job["adapter"]).is_dir() and not upload.get("provenance"):
         store.fail_job(job_id, claim, f"verification failed: hub adapter {job['adapter']}: no provenance sent")
@@ -146,14 +162,91 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         name=job["name"], family=provenance["family"], strategy=provenance["strategy"],
         target=provenance.get("target"), meme_source=provenance.get("meme_source"),
         base_model=str(job["base_model"]), video_fraction=provenance.get("video_fraction"),
-        provenance={**provenance, "adapter": job["adapter"], "revision": job["revision"]}, status="verified",
-        environment=upload.get("environment") or {}, worker=worker,
+        provenance={**provenance, "adapter": job["adapter"], "revision": job["revision"]},
+        status="auditing" if config.audit else "verified", environment=upload.get("environment") or {},
+        worker=worker, note=f"waiting for a second worker's audit (not {worker})" if config.audit else None,
     )  # fmt: skip
+
+    def store_results():
+        store.put(submission, rows, predictions)
+        if config.audit:
+            store.add_audit(job, audit_sample(predictions, seed=job_id), exclude=worker)
+
     try:
-        return store.finish_job(job_id, claim, lambda: store.put(submission, rows, predictions))
+        return store.finish_job(job_id, claim, store_results)
     except NameTaken as exc:  # e.g. a submission stored under this name by hand since (with --replace)
         store.fail_job(job_id, claim, f"not stored: {exc}")
         raise RequestError(f"not stored: {exc}") from None
+
+
+AUDIT_FRACTION = 0.1
+AUDIT_MIN = 20
+"""An audit re-runs max(AUDIT_MIN, AUDIT_FRACTION of the test set) documents of each task (all when fewer)."""
+AGREEMENT = 0.9
+"""The least share of audited documents on which the two runs must agree, per task."""
+SCORE_TOLERANCE = 0.1
+"""Score tasks: two runs agree on a document when their log-likelihood margins differ by at most this (nats)."""
+
+
+def audit_sample(predictions: dict[str, list[dict]], seed: int) -> dict[str, list[str]]:
+    """The documents an audit re-runs: per task, a seeded random max(AUDIT_MIN, 10%) of them, in test order."""
+    rng = random.Random(seed)
+    sample = {}
+    for task, items in sorted(predictions.items()):
+        ids = [str(i["id"]) for i in items]
+        chosen = set(rng.sample(ids, min(len(ids), max(AUDIT_MIN, math.ceil(AUDIT_FRACTION * len(ids))))))
+        sample[task] = [i for i in ids if i in chosen]
+    return sample
+
+
+def agreement(task: str, original: dict[str, dict], audit: dict[str, dict]) -> float:
+    """The share of documents on which two runs agree: the same parsed greedy answer (generate tasks), log-likelihood
+    margins within :data:`SCORE_TOLERANCE` (score tasks)."""
+    if task.endswith("_score"):
+        same = [abs(float(original[i]["score"]) - float(audit[i]["score"])) <= SCORE_TOLERANCE for i in audit]
+    else:
+        same = [original[i]["pred"] == audit[i]["pred"] for i in audit]
+    return sum(same) / len(same)
+
+
+def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: dict, worker: str) -> bool:
+    """An audit's upload: its per-sample records (checked as any upload's are) against the audited run's stored ones.
+    Agreement verifies the row; disagreement marks it ``disputed`` and flags both workers."""
+    original_job = store.job(int(job["audit_of"]))
+    sample = json.loads(job["sample"])
+    ran_by = original_job["identity"] if original_job else None
+    try:
+        with tempfile.TemporaryDirectory(dir=config.work_dir, prefix=f"audit-{job['id']}-") as tmp:
+            for filename, text in files.items():
+                (Path(tmp) / filename).write_text(str(text), encoding="utf-8")
+            _, logs = find_logs(Path(tmp))
+            if sorted(logs) != sorted(sample):
+                raise SubmissionError(f"the audit ran tasks {sorted(logs)}, asked for {sorted(sample)}")
+            shares = {}
+            for task, path in sorted(logs.items()):
+                items = read_samples(path)
+                check_predictions(task, items, path)
+                audited = {i["id"]: i for i in items}
+                if sorted(audited) != sorted(sample[task]):
+                    raise SubmissionError(f"{task}: the audit ran {len(audited)} documents, not the "
+                                          f"{len(sample[task])} asked for")  # fmt: skip
+                shares[task] = agreement(task, store.prediction_rows(job["name"], task), audited)
+    except M2VError as exc:
+        store.fail_job(job["id"], claim, f"audit refused: {exc}")
+        raise RequestError(f"audit refused: {exc}") from None
+    summary = ", ".join(f"{task} {share:.0%}" for task, share in shares.items())
+    agreed = all(share >= AGREEMENT for share in shares.values())
+
+    def settle():
+        if agreed:
+            store.set_status(job["name"], "verified", f"audited by {worker}: agreement {summary}")
+        else:
+            note = f"disputed: {worker}'s audit agreed on {summary} of the documents (at least {AGREEMENT:.0%} needed)"
+            store.set_status(job["name"], "disputed", f"run by {ran_by}; {note}")
+            for name in {ran_by, worker} - {None}:
+                store.flag_worker(name, f"{job['name']}: {note}")
+
+    return store.finish_job(job["id"], claim, settle)
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"<>|,;()\[\]{}]+")

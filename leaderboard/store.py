@@ -88,18 +88,24 @@ MIGRATIONS = [
         token_sha256 TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL DEFAULT (datetime('now')),
         revoked_at TEXT,
-        note TEXT
+        note TEXT,
+        flag TEXT
     );
     ALTER TABLE submissions ADD COLUMN worker TEXT;
     ALTER TABLE submissions ADD COLUMN note TEXT;
     ALTER TABLE jobs ADD COLUMN identity TEXT;
+    ALTER TABLE jobs ADD COLUMN audit_of TEXT;
+    ALTER TABLE jobs ADD COLUMN sample TEXT;
+    ALTER TABLE jobs ADD COLUMN exclude TEXT;
     """,
 ]
 ADMIN = "admin"
 """The identity of the server's own token (``--token-file``): it may run jobs too, recorded as ``admin``."""
 JOB_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
-STATUSES = ("verified", "self-reported", "revoked")
-"""``revoked``: verified by a worker whose token was revoked since (the row keeps the revocation's note)."""
+STATUSES = ("verified", "self-reported", "revoked", "auditing", "disputed")
+"""``revoked``: verified by a worker whose token was revoked since; ``auditing``: a worker's run waiting for its
+audit (audit mode); ``disputed``: the audit's re-run disagreed. Each keeps its note; only ``verified`` and
+``self-reported`` rows are in the tables."""
 
 
 @dataclass(frozen=True)
@@ -298,7 +304,7 @@ class Store:
         return None if row is None else row[0]
 
     def workers(self) -> list[dict]:
-        cursor = self.db.execute("SELECT name, created_at, revoked_at, note FROM workers ORDER BY name")
+        cursor = self.db.execute("SELECT name, created_at, revoked_at, note, flag FROM workers ORDER BY name")
         return [dict(zip([d[0] for d in cursor.description], row, strict=True)) for row in cursor.fetchall()]
 
     def revoke_worker(self, name: str, note: str) -> list[str]:
@@ -341,6 +347,33 @@ class Store:
         )
         return int(cursor.lastrowid)
 
+    def add_audit(self, job: dict, sample: dict[str, list[str]], exclude: str) -> int:
+        """An audit of a finished job: the same checkpoint on ``sample`` ({task: document ids}), for any worker but
+        ``exclude`` (the one that ran it)."""
+        cursor = self.db.execute(
+            "INSERT INTO jobs (name, base_model, adapter, revision, client, log, audit_of, sample, exclude) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job["name"], job["base_model"], job["adapter"], job["revision"], "audit",
+             f"{_now()} audit of job {job['id']} (run by {exclude})\n", str(job["id"]), json.dumps(sample), exclude),
+        )  # fmt: skip
+        return int(cursor.lastrowid)
+
+    def prediction_rows(self, name: str, task: str) -> dict[str, dict]:
+        """A stored submission's per-sample records of one task, by sample id: gold, pred, score."""
+        rows = self.db.execute(
+            "SELECT sample_id, gold, pred, score FROM predictions WHERE name = ? AND task = ?", (name, task)
+        ).fetchall()
+        return {sample_id: {"gold": gold, "pred": pred, "score": score} for sample_id, gold, pred, score in rows}
+
+    def set_status(self, name: str, status: str, note: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r}; one of {STATUSES}")
+        self.db.execute("UPDATE submissions SET status = ?, note = ? WHERE name = ?", (status, note, name))
+
+    def flag_worker(self, name: str, note: str) -> None:
+        """Mark a worker (an audit disagreed with its run, or its audit of another's)."""
+        self.db.execute("UPDATE workers SET flag = coalesce(flag || '; ', '') || ? WHERE name = ?", (note, name))
+
     def jobs(self, limit: int = 200) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         names = [d[0] for d in cursor.description]
@@ -370,7 +403,11 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.requeue_expired()
-            row = self.db.execute("SELECT id FROM jobs WHERE state = 'PENDING' ORDER BY id LIMIT 1").fetchone()
+            row = self.db.execute(
+                "SELECT id FROM jobs WHERE state = 'PENDING' AND (exclude IS NULL OR exclude != ?) "
+                "ORDER BY id LIMIT 1",
+                (identity,),
+            ).fetchone()
             if row is None:
                 self.db.execute("COMMIT")
                 return None

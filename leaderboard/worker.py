@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from m2v_bench.leaderboard import OFFICIAL_TASKS
 from m2v_bench.leaderboard.runs import newest_run
 from m2v_bench.leaderboard.submit import current_task_version
 from m2v_bench.models.provenance import fetch_provenance
+from m2v_bench.registry import parse_task
 from m2v_bench.settings import DATA_DIR_ENV
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,27 @@ def _device(config: WorkerConfig) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def audit_data(data_dir: Path, sample: dict[str, list[str]], out: Path) -> Path:
+    """The data folder an audit runs on: each sampled dataset's test manifest cut to the sampled documents (media
+    paths made absolute), its other files as they are."""
+    from m2v_bench.manifest import read_manifest, with_absolute_media, write_manifest  # imported here: start-up
+
+    wanted: dict[str, set[str]] = {}
+    for task, ids in sample.items():
+        parsed = parse_task(task)
+        if parsed is None:
+            raise M2VError(f"audit: {task!r} is not an m2v task")
+        wanted.setdefault(parsed[0], set()).update(ids)
+    for dataset, ids in wanted.items():
+        manifest = data_dir / dataset / "test.jsonl"
+        records = with_absolute_media(read_manifest(manifest), manifest.parent)
+        (out / dataset).mkdir(parents=True, exist_ok=True)
+        for other in manifest.parent.glob("*.json"):
+            shutil.copyfile(other, out / dataset / other.name)
+        write_manifest(out / dataset / "test.jsonl", [r for r in records if r.id in ids])
+    return out
+
+
 def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -> list[str]:
     args = [f"pretrained={job['base_model']}", f"dtype={config.dtype}"]
     if job.get("adapter"):
@@ -93,8 +116,9 @@ def lmms_eval_command(config: WorkerConfig, job: dict, out: Path, device: str) -
     if config.frames:
         args.append(f"frames={config.frames}")
     binary = Path(sys.executable).with_name("lmms-eval")
+    tasks = sorted(job["sample"]) if job.get("sample") else config.tasks  # an audit: the tasks it samples
     return [str(binary) if binary.exists() else "lmms-eval", "--model", "m2v", "--model_args", ",".join(args),
-            "--tasks", ",".join(config.tasks), "--device", device, "--batch_size", str(config.batch_size),
+            "--tasks", ",".join(tasks), "--device", device, "--batch_size", str(config.batch_size),
             "--output_path", str(out), "--log_samples"]  # fmt: skip
 
 
@@ -147,7 +171,10 @@ class Worker:
         cwd.mkdir(parents=True, exist_ok=True)
         log_path = out / "lmms-eval.log"
         device = _device(self.config)
-        env = {**os.environ, DATA_DIR_ENV: str(self.config.data_dir.resolve())}
+        data = self.config.data_dir.resolve()
+        if job.get("sample"):  # an audit of another worker's run: only the sampled documents
+            data = audit_data(data, job["sample"], out / "data")
+        env = {**os.environ, DATA_DIR_ENV: str(data)}
         lost = threading.Event()
         with log_path.open("w", encoding="utf-8") as log:
             process = subprocess.Popen(lmms_eval_command(self.config, job, out, device), stdout=log,

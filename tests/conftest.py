@@ -116,3 +116,18 @@ def evaluated(prepared, tiny_models, tmp_path_factory):
         "base_out": lmms_eval_m2v(base, EVALUATED_TASKS, root / "out_base", prepared),
         "adapter_out": lmms_eval_m2v(adapter, EVALUATED_TASKS, root / "out_adapter", prepared),
     }
+
+
+@pytest.fixture(scope="session")
+def small_mhc(prepared, tmp_path_factory) -> Path:
+    """The sample MHC data with a test set of 8 videos (the server and its worker share it): a verified run
+    evaluates a whole test set, and lmms-eval's start-up is what the test should pay for, not 40 clips twice."""
+    from m2v_bench.manifest import read_manifest, with_absolute_media, write_manifest
+
+    root = tmp_path_factory.mktemp("small")
+    for split, keep in (("train", None), ("test", 8)):
+        manifest = prepared / "mhc" / f"{split}.jsonl"
+        records = with_absolute_media(read_manifest(manifest), manifest.parent)
+        write_manifest(root / "mhc" / f"{split}.jsonl", records[:keep])
+    (root / "mhc" / "prepare_report.json").write_text((prepared / "mhc" / "prepare_report.json").read_text())
+    return root

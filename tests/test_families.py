@@ -35,21 +35,6 @@ def _train(name: str, base: Path, data: Path, out: Path) -> Path:
     return run("vid_ft", argv)
 
 
-@pytest.fixture(scope="module")
-def small(prepared, tmp_path_factory) -> Path:
-    """The sample MHC data with a test set of 8 videos (the server and its worker share it): a verified run
-    evaluates a whole test set, and lmms-eval's start-up is what the test should pay for, not 40 clips twice."""
-    from m2v_bench.manifest import read_manifest, with_absolute_media, write_manifest
-
-    root = tmp_path_factory.mktemp("small")
-    for split, keep in (("train", None), ("test", 8)):
-        manifest = prepared / "mhc" / f"{split}.jsonl"
-        records = with_absolute_media(read_manifest(manifest), manifest.parent)
-        write_manifest(root / "mhc" / f"{split}.jsonl", records[:keep])
-    (root / "mhc" / "prepare_report.json").write_text((prepared / "mhc" / "prepare_report.json").read_text())
-    return root
-
-
 NEW = [name for name, family in FAMILIES.items() if not family.paper_name]
 """The families after the paper's (the paper's two go through the same path in tests/test_leaderboard_server.py and
 the demo)."""
@@ -57,13 +42,13 @@ the demo)."""
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
-def test_a_family_trains_then_ranks_under_its_checkpoints_names(tiny_models, small, tmp_path, name, monkeypatch):
+def test_a_family_trains_then_ranks_under_its_checkpoints_names(tiny_models, small_mhc, tmp_path, name, monkeypatch):
     from fastapi.testclient import TestClient
     from safetensors.torch import load_file
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    base = tiny_models[name]
+    base, small = tiny_models[name], small_mhc
     monkeypatch.chdir(tmp_path)
     adapter = _train(name, base, small, tmp_path / f"{name}-lora")
     weights = load_file(adapter / "adapter_model.safetensors")

@@ -280,3 +280,108 @@ def test_a_revoked_worker_gets_401_and_its_rows_leave_the_verified_tables(tmp_pa
     assert main(["leaderboard", "--db", db, "workers", "list"]) == 0
     listing = capsys.readouterr().out
     assert "gpu-a\tadded" in listing and "revoked" in listing and "gpu-b\tadded" in listing
+
+
+# ------------------------------------------------------------------------------------------------ audit mode
+
+
+def test_an_audit_samples_at_least_20_or_a_tenth_of_each_task():
+    from m2v_bench.leaderboard.service import audit_sample
+
+    predictions = {"m2v_mhc": [{"id": f"a{i}"} for i in range(1000)], "m2v_hatemm": [{"id": f"b{i}"} for i in
+                   range(8)], "m2v_mhc_score": [{"id": f"c{i}"} for i in range(100)]}  # fmt: skip
+    sample = audit_sample(predictions, seed=3)
+    assert {task: len(ids) for task, ids in sample.items()} == {"m2v_hatemm": 8, "m2v_mhc": 100, "m2v_mhc_score": 20}
+    assert sample["m2v_mhc"] == sorted(sample["m2v_mhc"], key=lambda i: int(i[1:]))  # in test order
+    assert audit_sample(predictions, seed=3) == sample and audit_sample(predictions, seed=4) != sample
+
+
+def test_agreement_compares_greedy_answers_and_log_likelihood_margins():
+    from m2v_bench.leaderboard.service import SCORE_TOLERANCE, agreement
+
+    original = {str(i): {"pred": i % 2, "score": float(i)} for i in range(10)}
+    assert agreement("m2v_mhc", original, original) == 1.0
+    flipped = {k: {**v, "pred": 1 - v["pred"]} if k in "01" else v for k, v in original.items()}
+    assert agreement("m2v_mhc", original, flipped) == 0.8
+    nudged = {k: {**v, "score": v["score"] + SCORE_TOLERANCE / 2} for k, v in original.items()}
+    assert agreement("m2v_mhc_score", original, nudged) == 1.0
+    moved = {k: {**v, "score": -v["score"]} for k, v in original.items()}
+    assert agreement("m2v_mhc_score", original, moved) == 0.1  # only document 0 (score 0) stays
+
+
+def _forged(files: dict[str, str]) -> dict[str, str]:
+    """A run's logs made perfect: every answer the gold label, every score margin a confident one."""
+    from m2v_bench.datasets import get_dataset
+    from m2v_bench.registry import parse_task
+
+    forged = {}
+    for filename, text in files.items():
+        if "_samples_" not in filename:
+            forged[filename] = text
+            continue
+        task = filename.split("_samples_", 1)[1].removesuffix(".jsonl")
+        space = get_dataset(parse_task(task)[0]).label_space
+        lines = []
+        for line in text.splitlines():
+            sample = json.loads(line)
+            item = sample["macro_f1"]
+            item["pred"] = item["gold"]
+            if item.get("score") is not None:
+                item["score"] = 5.0 if item["gold"] else -5.0
+            else:
+                item["response"] = space.word(item["gold"])
+            lines.append(json.dumps(sample))
+        forged[filename] = "\n".join(lines) + "\n"
+    return forged
+
+
+@pytest.mark.slow
+def test_in_audit_mode_a_forged_perfect_log_is_caught(tiny_models, small_mhc, tmp_path, monkeypatch):
+    """Worker `forger` runs a request for real, then uploads its logs made perfect: consistent, so the upload's
+    checks pass, but in audit mode the row waits as `auditing`, `forger` cannot audit itself, and `auditor`'s re-run
+    of the sampled documents disagrees: the row is `disputed`, never verified, and both workers are flagged."""
+    from fastapi.testclient import TestClient
+
+    from m2v_bench.leaderboard import views
+    from m2v_bench.leaderboard import worker as worker_module
+    from m2v_bench.leaderboard.worker import Worker, WorkerConfig
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = tiny_models["llava_next_video"]
+    config = Config(db=tmp_path / "lb.sqlite", data_dir=small_mhc, model_dirs=[base.parent], token=TOKEN, audit=True)
+    store = Store(config.db)
+    tokens = {name: store.add_worker(name) for name in ("forger", "auditor")}
+    app = create_app(config, ui=False)
+
+    def worker(name: str) -> Worker:
+        made = Worker(WorkerConfig(server="http://testserver", token=tokens[name], data_dir=small_mhc,
+                                   work_dir=tmp_path / name, tasks=("m2v_mhc", "m2v_mhc_score"), device="cpu",
+                                   dtype="float32", batch_size=4, frames=4))  # fmt: skip
+        made.http = TestClient(app, headers={"Authorization": f"Bearer {tokens[name]}"})
+        return made
+
+    verified = lambda: {n for t in views.ranking(store, "sample") if "(verified)" in t.title  # noqa: E731
+                        for n in t.frame["Submission"]}  # fmt: skip
+    with TestClient(app) as client:
+        assert client.post("/api/requests", json={"name": "forged", "base_model": str(base)}).status_code == 201
+        forger, auditor = worker("forger"), worker("auditor")
+        real_collect = worker_module.collect_run
+        monkeypatch.setattr(worker_module, "collect_run", lambda out: _forged(real_collect(out)))
+        assert forger.run_once() is not None
+        (sub,) = store.submissions()
+        assert (sub.status, sub.worker) == ("auditing", "forger") and verified() == set()
+        scores = store.prediction_rows("forged", "m2v_mhc_score")
+        assert {abs(row["score"]) for row in scores.values()} == {5.0}  # the forgery was stored as sent
+        assert forger.run_once() is None  # its own audit is not its to claim
+        monkeypatch.setattr(worker_module, "collect_run", real_collect)
+        assert auditor.run_once() is not None
+        jobs = client.get("/api/jobs").json()
+    assert [j["state"] for j in jobs] == ["FINISHED", "FINISHED"], jobs
+    (sub,) = store.submissions()
+    assert sub.status == "disputed" and "auditor's audit agreed on" in sub.note, sub.note
+    assert verified() == set()
+    notes = [n for t in views.ranking(store, "sample") for n in t.notes]
+    assert any(n.startswith("Left out forged (disputed): run by forger") for n in notes), notes
+    flags = {w["name"]: w["flag"] for w in store.workers()}
+    assert flags["forger"] and flags["auditor"] and "forged: disputed" in flags["forger"]
+    store.close()
