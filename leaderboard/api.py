@@ -8,15 +8,18 @@ from pydantic import BaseModel, Field
 
 ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 """A name, reference or id: one line, no control characters (NUL included)."""
+MODEL_REF = r"^[^\x00-\x1f\x7f,]*$"
+"""A model reference or revision: one line and no comma (lmms-eval splits its --model_args on commas, so a comma
+would let a request add model arguments of its own on the worker)."""
 TEXT = r"^[^\x00]*$"
 """A log or an error message: lines of text, no NUL."""
 
 
 class EvalRequest(BaseModel):
     name: str = Field(max_length=128, pattern=ONE_LINE)
-    base_model: str = Field(max_length=1024, pattern=ONE_LINE)
-    adapter: str | None = Field(default=None, max_length=1024, pattern=ONE_LINE)
-    revision: str | None = Field(default=None, max_length=64, pattern=ONE_LINE)
+    base_model: str = Field(max_length=1024, pattern=MODEL_REF)
+    adapter: str | None = Field(default=None, max_length=1024, pattern=MODEL_REF)
+    revision: str | None = Field(default=None, max_length=64, pattern=MODEL_REF)
 
 
 class Claim(BaseModel):

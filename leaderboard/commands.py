@@ -91,6 +91,8 @@ def cmd_workers(args: argparse.Namespace) -> int:
 
     if args.action != "list" and not args.name:
         raise M2VError(f"leaderboard workers {args.action}: give the worker's name")
+    if args.action == "add" and args.name.lower() == "admin":
+        raise M2VError("leaderboard workers add: 'admin' names the server's own token; choose another name")
     store = _store(args)
     try:
         if args.action == "add":

@@ -43,7 +43,8 @@ def _base(tmp_path: Path) -> str:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("base_model", "org/na\x00me"), ("name", "a\x00b"), ("adapter", "org/a\x00"), ("revision", "v1\x00"),
-     ("name", "line\nbreak"), ("base_model", "\x1b[31m")],
+     ("name", "line\nbreak"), ("base_model", "\x1b[31m"), ("revision", "main,pretrained=/etc/x"),
+     ("base_model", "org/m,trust_remote_code=True"), ("adapter", "org/a,frame_cache=/tmp")],
 )  # fmt: skip
 def test_a_control_character_in_any_field_is_422(client, tmp_path, field, value):
     body = {"name": "n", "base_model": _base(tmp_path), "adapter": "org/a", "revision": "v1"} | {field: value}
@@ -385,3 +386,11 @@ def test_in_audit_mode_a_forged_perfect_log_is_caught(tiny_models, small_mhc, tm
     flags = {w["name"]: w["flag"] for w in store.workers()}
     assert flags["forger"] and flags["auditor"] and "forged: disputed" in flags["forger"]
     store.close()
+
+
+def test_no_worker_may_be_named_admin(tmp_path, capsys):
+    from m2v_bench.cli import main
+
+    for name in ("admin", "Admin"):
+        assert main(["leaderboard", "--db", str(tmp_path / "lb.sqlite"), "workers", "add", name]) == 2
+        assert "'admin' names the server's own token" in capsys.readouterr().err
