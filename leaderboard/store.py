@@ -144,7 +144,7 @@ class Store:
         try:
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=not threads)
             self._check_foreign()  # before anything that writes (journal_mode=WAL changes the file)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=60000")
             self._migrate()
@@ -153,8 +153,14 @@ class Store:
 
     def _check_foreign(self) -> None:
         """A SQLite file of another application is never written into."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # One read transaction: read apart, another process's migration could commit between the two reads (its
+        # tables seen, its user_version not), and a new leaderboard file looked like another application's.
+        self.db.execute("BEGIN")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            self.db.execute("COMMIT")
         if version == 0 and tables:
             raise M2VError(
                 f"--db {self.path}: a SQLite database of another application (tables {sorted(tables)[:5]}); "
@@ -162,6 +168,19 @@ class Store:
             )
         if version > len(MIGRATIONS):
             raise M2VError(f"--db {self.path}: schema version {version} is newer than this m2v-bench knows; upgrade")
+
+    def _use_wal(self, patience: float = 60.0) -> None:
+        """Switch a new file to WAL (the mode persists in the file). SQLite answers "database is locked" at once,
+        without its busy handler, when another connection switches at the same moment: retry for ``patience``."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")

@@ -175,6 +175,25 @@ def _submit_one(args):
     return name
 
 
+def _open_store(path) -> str | None:
+    try:
+        Store(path).close()
+    except Exception as exc:  # noqa: BLE001 - the test reports every failure it sees
+        return str(exc)
+    return None
+
+
+def test_eight_processes_opening_a_new_database_at_once_all_succeed(tmp_path):
+    # Two races seen in CI: the WAL switch answered "database is locked" without waiting, and a migration
+    # committed between reading user_version and listing the tables made a new file look foreign.
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        failures = []
+        for round_ in range(30):
+            path = tmp_path / f"new{round_}.sqlite"
+            failures += [f for f in pool.map(_open_store, [path] * 8) if f]
+    assert failures == []
+
+
 @pytest.mark.slow
 def test_eight_concurrent_submitters_lose_nothing(runs, tmp_path):
     db = tmp_path / "concurrent.sqlite"
