@@ -102,12 +102,13 @@ def cmd_workers(args: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
         elif args.action == "revoke":
             moved = store.revoke_worker(args.name, args.note)
-            print(f"worker {args.name!r} revoked; {len(moved)} verified row(s) moved out of the verified tables"
-                  + (f": {', '.join(moved)}" if moved else ""))  # fmt: skip
+            print(f"worker {args.name!r} revoked; {len(moved)} row(s) it ran or audited moved out of the verified "
+                  "tables" + (f": {', '.join(moved)}" if moved else ""))  # fmt: skip
         else:
             for worker in store.workers():
                 state = f"revoked {worker['revoked_at']}: {worker['note']}" if worker["revoked_at"] else "active"
-                print(f"{worker['name']}\tadded {worker['created_at']}\t{state}")
+                flag = f"\tflagged: {worker['flag']}" if worker["flag"] else ""
+                print(f"{worker['name']}\tadded {worker['created_at']}\t{state}{flag}")
     finally:
         store.close()
     return 0

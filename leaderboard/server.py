@@ -18,6 +18,7 @@ One process owns the database (SQLite, WAL) and serialises its writes with a loc
 annotations`` here: FastAPI reads the endpoints' annotations, which name classes imported inside ``create_app``.)
 """
 
+import asyncio
 import hmac
 import json
 import logging
@@ -33,10 +34,11 @@ from m2v_bench.leaderboard.service import (
     Config,
     RateLimiter,
     RequestError,
+    check_request,
     make_request,
     public_job,
-    public_reference,
-    public_value,
+    public_submission,
+    public_text,
     verify_upload,
 )
 from m2v_bench.leaderboard.store import ADMIN, Store
@@ -48,7 +50,14 @@ PUBLIC_BODY_LIMIT = 64 * 1024
 TOKEN_BODY_LIMIT = 1024 * 1024
 FINISH_BODY_LIMIT = 2 * MAX_UPLOAD + TOKEN_BODY_LIMIT
 """A ``finish`` body: the uploaded files as JSON strings (escaping can double their size) and the rest."""
-_TOKEN_PATH = re.compile(r"/api/(?:jobs/claim|jobs/\d+/(?:heartbeat|finish|fail)|admin/.*)")
+FINISH_UPLOADS = 2
+"""``finish`` bodies read at once (the others wait): the server holds at most this many in memory."""
+BODY_TIMEOUT_S = 30.0
+FINISH_BODY_TIMEOUT_S = 600.0
+"""A body must arrive whole within these (``finish``: the second), else 408."""
+MAX_JOB_ID = 2**63 - 1
+"""SQLite's largest integer: a larger job id in a path is a 422, not an overflow."""
+_TOKEN_PATH = re.compile(r"/api/(?:jobs/claim|jobs/[^/]+/(?:heartbeat|finish|fail)|admin/.*)")
 
 
 def _bearer(scope) -> str | None:
@@ -66,6 +75,7 @@ class BodyLimit:
 
     def __init__(self, app, identify):
         self.app, self.identify = app, identify
+        self._finishes = asyncio.Semaphore(FINISH_UPLOADS)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -83,9 +93,21 @@ class BodyLimit:
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await _refuse(send, 413, f"request body over {limit} bytes")
+        if limit == FINISH_BODY_LIMIT:  # at most FINISH_UPLOADS finish bodies in memory at once
+            async with self._finishes:
+                return await self._read_then_call(scope, receive, send, limit, FINISH_BODY_TIMEOUT_S)
+        return await self._read_then_call(scope, receive, send, limit, BODY_TIMEOUT_S)
+
+    async def _read_then_call(self, scope, receive, send, limit: int, timeout_s: float):
+        """Read the body whole (at most ``limit`` bytes, within ``timeout_s``: a client that sends a byte a minute
+        holds no connection open for ever), then call the app with it."""
         chunks, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + timeout_s
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                return await _refuse(send, 408, f"request body not received within {timeout_s:.0f} s")
             if message["type"] != "http.request":
                 return  # the client went away
             chunks.append(message.get("body", b""))
@@ -137,9 +159,9 @@ class Leaderboard:
         if not self.limiter.allow(client):
             raise RateLimited(f"too many requests from {client}: at most {self.config.rate_limit} per "
                               f"{self.config.rate_window_s:.0f} s")  # fmt: skip
+        checked = check_request(self.config, body.name, body.base_model, body.adapter, body.revision)  # unlocked
         with self.lock:
-            return make_request(self.store, self.config, body.name, body.base_model, body.adapter, body.revision,
-                                client)  # fmt: skip
+            return make_request(self.store, checked, client)
 
     def jobs(self) -> list[dict]:
         """The queue as the public sees it (:func:`~m2v_bench.leaderboard.service.public_job`)."""
@@ -175,6 +197,9 @@ class RateLimited(M2VError):
 def create_app(config: Config, ui: bool = True):
     """The FastAPI app (and the Gradio UI at /ui unless ``ui=False``)."""
     from fastapi import Depends, FastAPI, HTTPException, Request, Response  # imported here for start-up time
+    from fastapi import Path as PathParameter
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import RedirectResponse  # imported here for start-up time
 
     if not config.token:
@@ -183,6 +208,21 @@ def create_app(config: Config, ui: bool = True):
     app = FastAPI(title="m2v-bench leaderboard", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.leaderboard = lb
     app.add_middleware(BodyLimit, identify=lb.identify)
+    JobId = Annotated[int, PathParameter(ge=1, le=MAX_JOB_ID)]
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError):
+        """FastAPI's 422, written as ASCII JSON: the input it echoes may hold a lone surrogate (``"\\ud800"`` in the
+        request's JSON), which UTF-8 cannot encode (FastAPI's own handler answered 500)."""
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
+
+    def known(job_id: int) -> dict:
+        with lb.lock:
+            job = lb.store.job(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
 
     def authorized(request: Request) -> str:
         """The caller's identity, which :class:`BodyLimit` checked before the body was read."""
@@ -212,31 +252,23 @@ def create_app(config: Config, ui: bool = True):
     def submissions():
         """Every stored submission: status, version, provenance and (verified) the environment it ran in."""
         with lb.lock:
-            return [{"name": s.name, "status": s.status, "version": s.version, "family": s.family,
-                     "strategy": s.strategy, "target": s.target, "meme_source": s.meme_source,
-                     "base_model": public_reference(s.base_model), "provenance": public_value(s.provenance),
-                     "environment": public_value(s.environment), "worker": s.worker, "note": s.note}
-                    for s in lb.store.submissions()]  # fmt: skip
+            return [public_submission(s) for s in lb.store.submissions()]
 
     @app.get("/api/jobs")
     def jobs():
         return lb.jobs()
 
     @app.get("/api/jobs/{job_id}")
-    def job(job_id: int):
+    def job(job_id: JobId):
         found = [j for j in lb.jobs() if j["id"] == job_id]
         if not found:
             raise HTTPException(404, f"no job {job_id}")
         return found[0]
 
     @app.get("/api/admin/jobs/{job_id}", dependencies=[Depends(admin)])
-    def admin_job(job_id: int):
+    def admin_job(job_id: JobId):
         """The whole job, for admins: its log, the client that requested it, the worker that ran it."""
-        with lb.lock:
-            job = lb.store.job(job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id}")
-        return {k: v for k, v in job.items() if k != "claim"}
+        return {k: v for k, v in known(job_id).items() if k != "claim"}
 
     @app.post("/api/requests", status_code=201)
     def create_request(body: EvalRequest, request: Request):
@@ -245,7 +277,7 @@ def create_app(config: Config, ui: bool = True):
         except RateLimited as exc:
             raise HTTPException(429, str(exc)) from None
         except M2VError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, public_text(str(exc))) from None
         return {"id": job_id, "state": "PENDING"}
 
     @app.post("/api/jobs/claim")
@@ -260,14 +292,16 @@ def create_app(config: Config, ui: bool = True):
         }
 
     @app.post("/api/jobs/{job_id}/heartbeat", dependencies=[Depends(authorized)])
-    def heartbeat(job_id: int, body: Heartbeat):
+    def heartbeat(job_id: JobId, body: Heartbeat):
+        known(job_id)
         with lb.lock:
             if not lb.store.heartbeat(job_id, body.claim, config.lease_s, body.log):
                 raise HTTPException(409, "this claim is no longer held (lease expired or job done)")
         return {"lease_s": config.lease_s}
 
     @app.post("/api/jobs/{job_id}/finish")
-    def finish(job_id: int, body: Finish, identity: Annotated[str, Depends(authorized)]):
+    def finish(job_id: JobId, body: Finish, identity: Annotated[str, Depends(authorized)]):
+        known(job_id)
         with lb.lock:
             try:
                 stored = verify_upload(lb.store, config, job_id, body.claim, body.model_dump(), identity)
@@ -277,10 +311,14 @@ def create_app(config: Config, ui: bool = True):
             raise HTTPException(409, "this claim is no longer held (lease expired or job done); nothing stored")
         return {"state": "FINISHED"}
 
-    @app.post("/api/jobs/{job_id}/fail", dependencies=[Depends(authorized)])
-    def fail(job_id: int, body: Fail):
+    @app.post("/api/jobs/{job_id}/fail")
+    def fail(job_id: JobId, body: Fail, identity: Annotated[str, Depends(authorized)]):
+        """A worker fails the job it holds (its claim); only the admin may fail one without a claim."""
+        known(job_id)
+        if body.claim is None and identity != ADMIN:
+            raise HTTPException(403, "fail: send the claim you hold (only the admin token fails a job without one)")
         with lb.lock:
-            if not lb.store.fail_job(job_id, body.claim, body.error):
+            if not lb.store.fail_job(job_id, body.claim, body.error, by=identity):
                 raise HTTPException(409, "this claim is no longer held")
         return {"state": "FAILED"}
 

@@ -71,29 +71,47 @@ class Config:
     its documents (:func:`audit_sample`), and is verified only if the two agree (:func:`agreement`)."""
 
 
+MODEL_FILES = {"base model": "config.json", "adapter": "adapter_config.json"}
+"""The file a local folder of each kind of model reference must hold."""
+
+
 def check_model_ref(value: str | None, allowed: list[Path], what: str) -> str | None:
-    """A hub id (``org/name``) as it is, or a local path resolved, which must lie below an allowed folder."""
+    """A hub id (``org/name``) as it is, or a local model folder resolved, which must lie below an allowed folder
+    and hold its kind's file (:data:`MODEL_FILES`: a base model's ``config.json``, an adapter's
+    ``adapter_config.json``). The refusal names no server path: it is shown to anyone."""
     if value is None or not str(value).strip():
         return None
     value = str(value).strip()
     if is_hub_id(value):  # always the hub's: a local folder of that relative name is never what it names
         return value
+    marker = MODEL_FILES[what]
     path = Path(value).expanduser()
     candidates = [path] if path.is_absolute() else [root / path for root in allowed]
     for candidate in candidates:
-        resolved = candidate.resolve()
-        for root in allowed:
-            if resolved.is_relative_to(root.resolve()) and resolved.exists():
-                return str(resolved)
-    raise RequestError(f"{what} {value!r}: not a hub id (org/name) nor a model folder inside the leaderboard's "
-                       f"model folders ({', '.join(map(str, allowed)) or 'none configured'})")  # fmt: skip
+        try:
+            resolved = candidate.resolve()
+            found = (resolved / marker).is_file()
+        except (OSError, RuntimeError, ValueError):  # a name too long for the file system, a symlink loop
+            continue
+        if found and any(resolved.is_relative_to(root.resolve()) for root in allowed):
+            return str(resolved)
+    raise RequestError(f"{what} {value!r}: not a hub id (org/name) nor a {what} folder (with {marker}) inside the "
+                       f"leaderboard's model folders ({len(allowed)} configured; their admin knows them)")  # fmt: skip
 
 
-def make_request(
-    store: Store, config: Config, name: str, base_model: str, adapter: str | None, revision: str | None, client: str
-) -> int:
-    """Queue an evaluation request (PENDING); returns its job id. The name must be free (a running or finished
-    request holds it too)."""
+@dataclass(frozen=True)
+class Request:
+    """An evaluation request checked against everything but the database (:func:`check_request`)."""
+
+    name: str
+    base_model: str
+    adapter: str | None
+    revision: str | None
+
+
+def check_request(config: Config, name: str, base_model: str, adapter: str | None, revision: str | None) -> Request:
+    """Check a request's fields without the database: this may ask the hub for a base model's config.json, so the
+    server calls it outside its database lock."""
     name = check_name(str(name or "").strip())
     base = check_model_ref(base_model, config.model_dirs, "base model")
     if base is None:
@@ -101,19 +119,26 @@ def make_request(
     try:
         checkpoint_family(base)  # an unsupported family is refused now, not by the worker's run
     except M2VError as exc:
-        raise RequestError(f"base model: {exc}") from None
+        raise RequestError(f"base model: {exc}".replace(base, base_model)) from None  # as the client gave it
     adapter = check_model_ref(adapter, config.model_dirs, "adapter")
     revision = (revision or "").strip() or None
     if revision is not None and not is_git_ref(revision):
         raise RequestError(f"revision {revision!r}: not a git branch, tag or commit name (no '..', no part starting "
-                           "with '.', no spaces or ~^:?*[\\)")  # fmt: skip
-    if revision is not None and (adapter is None or Path(adapter).is_dir()):
+                           "with '.' or '-', no HEAD, no spaces or ~^:?*[\\)")  # fmt: skip
+    if revision is not None and (adapter is None or not is_hub_id(adapter)):
         raise RequestError("revision: pins a hub adapter (org/name); a local adapter folder is evaluated as it is")
+    return Request(name, base, adapter, revision)
+
+
+def make_request(store: Store, request: Request, client: str) -> int:
+    """Queue a checked request (PENDING); returns its job id. The name must be free (a queued, running or finished
+    request holds it too)."""
+    name = request.name
     if name in {s.name for s in store.submissions()} or any(
         j["name"] == name and j["state"] in ("PENDING", "RUNNING", "FINISHED") for j in store.jobs(limit=100000)
     ):
         raise RequestError(f"name {name!r} is taken; choose another name")
-    return store.add_job(name, base, adapter, revision, client)
+    return store.add_job(name, request.base_model, request.adapter, request.revision, client)
 
 
 def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload: dict, worker: str = ADMIN) -> bool:
@@ -133,13 +158,14 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
             store.fail_job(job_id, claim, f"upload refused: file name {filename!r} is not an lmms-eval output name")
             raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name (<date>_<time>_"
                                "results.json or <date>_<time>_samples_<task>.jsonl, no folders)")  # fmt: skip
-        if "\x00" in str(text):
-            store.fail_job(job_id, claim, f"upload refused: {filename} holds a NUL character")
-            raise RequestError(f"finish: {filename} holds a NUL character; lmms-eval writes UTF-8 text")
+        if "\x00" in str(text) or not _is_utf8(str(text)):
+            store.fail_job(job_id, claim, f"upload refused: {filename} holds a NUL character or a lone surrogate")
+            raise RequestError(f"finish: {filename} holds a NUL character or a lone surrogate (\\ud800-\\udfff); "
+                               "lmms-eval writes UTF-8 text")  # fmt: skip
     if job["audit_of"]:
         return _finish_audit(store, config, job, claim, files, worker)
     checkpoint = job["adapter"] or job["base_model"]
-    if job["adapter"] and not Path(job["adapter"]).is_dir() and not upload.get("provenance"):
+    if job["adapter"] and is_hub_id(job["adapter"]) and not upload.get("provenance"):
         store.fail_job(job_id, claim, f"verification failed: hub adapter {job['adapter']}: no provenance sent")
         raise RequestError(f"verification failed: hub adapter {job['adapter']}: the worker sent no provenance")
     with tempfile.TemporaryDirectory(dir=config.work_dir, prefix=f"job-{job_id}-") as tmp:
@@ -168,15 +194,23 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
     )  # fmt: skip
 
     def store_results():
-        store.put(submission, rows, predictions)
-        if config.audit:
-            store.add_audit(job, audit_sample(predictions, seed=job_id), exclude=worker)
+        version = store.put(submission, rows, predictions)
+        if config.audit:  # drawn now, after the upload is stored: the worker could not know which will be re-run
+            store.add_audit(job, audit_sample(predictions), exclude=worker, version=version)
 
     try:
         return store.finish_job(job_id, claim, store_results)
     except NameTaken as exc:  # e.g. a submission stored under this name by hand since (with --replace)
         store.fail_job(job_id, claim, f"not stored: {exc}")
         raise RequestError(f"not stored: {exc}") from None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 AUDIT_FRACTION = 0.1
@@ -188,9 +222,10 @@ SCORE_TOLERANCE = 0.1
 """Score tasks: two runs agree on a document when their log-likelihood margins differ by at most this (nats)."""
 
 
-def audit_sample(predictions: dict[str, list[dict]], seed: int) -> dict[str, list[str]]:
-    """The documents an audit re-runs: per task, a seeded random max(AUDIT_MIN, 10%) of them, in test order."""
-    rng = random.Random(seed)
+def audit_sample(predictions: dict[str, list[dict]], rng: random.Random | None = None) -> dict[str, list[str]]:
+    """The documents an audit re-runs: per task, a random max(AUDIT_MIN, 10%) of them, in test order. Drawn from
+    the operating system's randomness unless ``rng`` is given (tests), so no worker can predict it."""
+    rng = rng or random.SystemRandom()
     sample = {}
     for task, items in sorted(predictions.items()):
         ids = [str(i["id"]) for i in items]
@@ -202,11 +237,17 @@ def audit_sample(predictions: dict[str, list[dict]], seed: int) -> dict[str, lis
 def agreement(task: str, original: dict[str, dict], audit: dict[str, dict]) -> float:
     """The share of documents on which two runs agree: the same parsed greedy answer (generate tasks), log-likelihood
     margins within :data:`SCORE_TOLERANCE` (score tasks)."""
-    if task.endswith("_score"):
-        same = [abs(float(original[i]["score"]) - float(audit[i]["score"])) <= SCORE_TOLERANCE for i in audit]
+    if task.endswith("_score"):  # a sample without a score (its media failed) agrees only with one without
+        same = [i in original and _same_score(original[i].get("score"), audit[i].get("score")) for i in audit]
     else:
-        same = [original[i]["pred"] == audit[i]["pred"] for i in audit]
+        same = [i in original and original[i]["pred"] == audit[i]["pred"] for i in audit]
     return sum(same) / len(same)
+
+
+def _same_score(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= SCORE_TOLERANCE
 
 
 def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: dict, worker: str) -> bool:
@@ -237,19 +278,28 @@ def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: di
     summary = ", ".join(f"{task} {share:.0%}" for task, share in shares.items())
     agreed = all(share >= AGREEMENT for share in shares.values())
 
-    def settle():
+    expect = ("auditing", job["audit_version"])
+
+    def settle():  # only the row it audited, still waiting: not one revoked or replaced since
         if agreed:
-            store.set_status(job["name"], "verified", f"audited by {worker}: agreement {summary}")
+            changed = store.set_status(job["name"], "verified", f"audited by {worker}: agreement {summary}", expect)
         else:
             note = f"disputed: {worker}'s audit agreed on {summary} of the documents (at least {AGREEMENT:.0%} needed)"
-            store.set_status(job["name"], "disputed", f"run by {ran_by}; {note}")
+            changed = store.set_status(job["name"], "disputed", f"run by {ran_by}; {note}", expect)
             for name in {ran_by, worker} - {None}:
                 store.flag_worker(name, f"{job['name']}: {note}")
+        if not changed:
+            store.log_job(job["id"], f"the audited row changed since (revoked or replaced): agreement {summary}, "
+                                     "its status left as it is")  # fmt: skip
 
     return store.finish_job(job["id"], claim, settle)
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"<>|,;()\[\]{}]+")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s'\"<>]*)")
+_PUBLIC_HOSTS = ("huggingface.co", "hf.co", "github.com")
+"""Hosts a public message may name; any other URL's host is replaced (it may be the server's or a worker's)."""
+_ABSOLUTE_PATH = re.compile(r"(?<![\w/.~-])/[^\s'\"<>|,;()\[\]{}]+")
+_URL_OR_PATH = re.compile(f"{_URL.pattern}|{_ABSOLUTE_PATH.pattern}")
 _HEX = "[0-9A-Fa-f]{1,4}"
 _IP_ADDRESS = re.compile(
     rf"\b\d{{1,3}}(?:\.\d{{1,3}}){{3}}\b"  # IPv4
@@ -257,12 +307,28 @@ _IP_ADDRESS = re.compile(
 )
 
 
-def public_text(text: str | None) -> str | None:
-    """Text for a public endpoint: every absolute path shortened to its last part (``.../test.jsonl``), every IP
-    address replaced. Logs, clients and workers are for admins (``GET /api/admin/jobs/{id}``)."""
+def _last_part(path: str) -> str:
+    return ".../" + (path.rstrip("/").rsplit("/", 1)[-1] or "")
+
+
+def _public_url(match: re.Match) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    if scheme.lower() == "file":
+        return _last_part(rest)
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
+    return match.group(0) if host in _PUBLIC_HOSTS else f"{scheme}://<host>/..."
+
+
+def public_text(text: str | None, hide: tuple[str, ...] = ()) -> str | None:
+    """Text for a public endpoint: a ``file://`` URL or an absolute path shortened to its last part
+    (``.../test.jsonl``), any URL but the hub's and GitHub's cut to ``scheme://<host>/...``, every IP address and
+    each word of ``hide`` (e.g. a worker's host name) replaced. Logs, clients and workers are for admins
+    (``GET /api/admin/jobs/{id}``)."""
     if text is None:
         return None
-    text = _ABSOLUTE_PATH.sub(lambda m: ".../" + (m.group(0).rstrip("/").rsplit("/", 1)[-1] or ""), str(text))
+    text = _URL_OR_PATH.sub(lambda m: _public_url(m) if m.group(1) else _last_part(m.group(0)), str(text))
+    for word in sorted(filter(None, hide), key=len, reverse=True):
+        text = text.replace(word, "<host>")
     return _IP_ADDRESS.sub("<address>", text)
 
 
@@ -278,19 +344,41 @@ PUBLIC_JOB_FIELDS = ("id", "name", "base_model", "adapter", "revision", "state",
 """What anyone may read of a job: no client address, worker, claim, log or server path."""
 
 
+def worker_host(worker: str | None) -> tuple[str, ...]:
+    """What a worker's self-description (``<host>-<pid>-<random>``, ``WorkerConfig.worker_id``) gives away: itself
+    and its host name, for :func:`public_text` to hide."""
+    if not worker:
+        return ()
+    parts = worker.rsplit("-", 2)
+    return (worker, parts[0]) if len(parts) == 3 and parts[1].isdigit() and len(parts[0]) > 2 else (worker,)
+
+
 def public_job(job: dict) -> dict:
     shown = {k: job[k] for k in PUBLIC_JOB_FIELDS}
     return shown | {"base_model": public_reference(job["base_model"]), "adapter": public_reference(job["adapter"]),
-                    "error": public_text(job["error"])}  # fmt: skip
+                    "error": public_text(job["error"], worker_host(job.get("worker")))}  # fmt: skip
 
 
-def public_value(value):
+def public_value(value, hide: tuple[str, ...] = ()):
     """A submission's provenance or environment, recursively, with :func:`public_text` on every string."""
     if isinstance(value, dict):
-        return {k: public_value(v) for k, v in value.items() if k != "worker"}  # the worker's id names its host
+        return {k: public_value(v, hide) for k, v in value.items()}
     if isinstance(value, list):
-        return [public_value(v) for v in value]
-    return public_text(value) if isinstance(value, str) else value
+        return [public_value(v, hide) for v in value]
+    return public_text(value, hide) if isinstance(value, str) else value
+
+
+def public_submission(submission: Submission) -> dict:
+    """A stored submission as anyone may read it: every text through :func:`public_text`, the environment without
+    the worker's self-description (it names its host)."""
+    environment = dict(submission.environment or {})
+    hide = worker_host(environment.pop("worker", None))
+    return {"name": submission.name, "status": submission.status, "version": submission.version,
+            "family": submission.family, "strategy": submission.strategy, "target": submission.target,
+            "meme_source": submission.meme_source, "base_model": public_reference(submission.base_model),
+            "provenance": public_value(submission.provenance, hide),
+            "environment": public_value(environment, hide) if submission.environment is not None else None,
+            "worker": submission.worker, "note": public_text(submission.note, hide)}  # fmt: skip
 
 
 class RateLimiter:

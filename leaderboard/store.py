@@ -98,9 +98,14 @@ MIGRATIONS = [
     ALTER TABLE jobs ADD COLUMN sample TEXT;
     ALTER TABLE jobs ADD COLUMN exclude TEXT;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN audit_version INTEGER;
+    """,
 ]
 ADMIN = "admin"
 """The identity of the server's own token (``--token-file``): it may run jobs too, recorded as ``admin``."""
+MAX_ATTEMPTS = 3
+"""Claims a job gets: one whose lease ran out this often is FAILED instead of queued again."""
 JOB_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
 STATUSES = ("verified", "self-reported", "revoked", "auditing", "disputed")
 """``revoked``: verified by a worker whose token was revoked since; ``auditing``: a worker's run waiting for its
@@ -327,24 +332,57 @@ class Store:
         return [dict(zip([d[0] for d in cursor.description], row, strict=True)) for row in cursor.fetchall()]
 
     def revoke_worker(self, name: str, note: str) -> list[str]:
-        """Revoke a worker's token (its next call gets 401) and move the rows it verified out of the verified
-        tables (status ``revoked``, with ``note``); returns their names."""
+        """Revoke a worker's token (its next call gets 401) and take back everything it vouched for, with ``note``:
+        the rows it ran (``verified`` or ``auditing``) become ``revoked``; the rows whose audit it ran that made them
+        ``verified`` go back to ``auditing`` with a new audit for another worker; a job it holds is re-queued.
+        Returns the names of the rows it moved. A worker revoked already is an error (its first note is kept)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            found = self.db.execute("SELECT revoked_at FROM workers WHERE name = ?", (name,)).fetchone()
+            found = self.db.execute("SELECT revoked_at, note FROM workers WHERE name = ?", (name,)).fetchone()
             if found is None:
                 raise M2VError(f"no worker {name!r}; `workers list` shows them")
-            self.db.execute("UPDATE workers SET revoked_at = coalesce(revoked_at, datetime('now')), note = ? "
-                            "WHERE name = ?", (note, name))  # fmt: skip
-            query = "SELECT name FROM submissions WHERE worker = ? AND status = 'verified' ORDER BY name"
-            moved = [r[0] for r in self.db.execute(query, (name,))]
-            self.db.execute("UPDATE submissions SET status = 'revoked', note = ? WHERE worker = ? AND status = "
-                            "'verified'", (f"worker {name} revoked: {note}", name))  # fmt: skip
+            if found[0] is not None:
+                raise M2VError(f"worker {name!r} was revoked at {found[0]} ({found[1]}); nothing changed")
+            self.db.execute("UPDATE workers SET revoked_at = datetime('now'), note = ? WHERE name = ?", (note, name))
+            ran = [r[0] for r in self.db.execute(
+                "SELECT name FROM submissions WHERE worker = ? AND status IN ('verified', 'auditing') ORDER BY name",
+                (name,))]  # fmt: skip
+            self.db.execute("UPDATE submissions SET status = 'revoked', note = ? WHERE worker = ? AND status IN "
+                            "('verified', 'auditing')", (f"worker {name} revoked: {note}", name))  # fmt: skip
+            audited = self._audits_settled_by(name)
+            for audit in audited:
+                self.db.execute("UPDATE submissions SET status = 'auditing', note = ? WHERE name = ?",
+                                (f"its audit by {name} no longer counts ({name} revoked: {note}); waiting for a new "
+                                 "audit", audit["name"]))  # fmt: skip
+                version = self.db.execute("SELECT version FROM submissions WHERE name = ?", (audit["name"],))
+                original = self.job(int(audit["audit_of"]))
+                self.add_audit(original, json.loads(audit["sample"]), audit["exclude"], version.fetchone()[0])
+            self.db.execute(  # the audits of its own runs have nothing left to settle
+                "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, updated_at = datetime('now') "
+                "WHERE audit_of IS NOT NULL AND exclude = ? AND state IN ('PENDING', 'RUNNING')",
+                (f"not needed: the audited worker {name} was revoked", name),
+            )
+            self.db.execute(
+                "UPDATE jobs SET state = 'PENDING', worker = NULL, claim = NULL, lease_until = NULL, log = log || ?, "
+                "updated_at = datetime('now') WHERE state = 'RUNNING' AND identity = ?",
+                (f"{_now()} its worker {name} was revoked: re-queued\n", name),
+            )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return moved
+        return sorted(ran + [a["name"] for a in audited])
+
+    def _audits_settled_by(self, worker: str) -> list[dict]:
+        """The finished audits ``worker`` ran whose agreement made a row ``verified`` (the version they audited)."""
+        cursor = self.db.execute(
+            "SELECT j.* FROM jobs j JOIN submissions s ON s.name = j.name AND s.version = j.audit_version "
+            "WHERE j.audit_of IS NOT NULL AND j.state = 'FINISHED' AND j.identity = ? AND s.status = 'verified' "
+            "ORDER BY j.id",
+            (worker,),
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def results(self) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM results ORDER BY name, task")
@@ -366,14 +404,15 @@ class Store:
         )
         return int(cursor.lastrowid)
 
-    def add_audit(self, job: dict, sample: dict[str, list[str]], exclude: str) -> int:
+    def add_audit(self, job: dict, sample: dict[str, list[str]], exclude: str, version: int) -> int:
         """An audit of a finished job: the same checkpoint on ``sample`` ({task: document ids}), for any worker but
-        ``exclude`` (the one that ran it)."""
+        ``exclude`` (the one that ran it); ``version``: the submission's version it audits."""
         cursor = self.db.execute(
-            "INSERT INTO jobs (name, base_model, adapter, revision, client, log, audit_of, sample, exclude) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (name, base_model, adapter, revision, client, log, audit_of, sample, exclude, "
+            "audit_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job["name"], job["base_model"], job["adapter"], job["revision"], "audit",
-             f"{_now()} audit of job {job['id']} (run by {exclude})\n", str(job["id"]), json.dumps(sample), exclude),
+             f"{_now()} audit of job {job['id']} (run by {exclude})\n", str(job["id"]), json.dumps(sample), exclude,
+             version),
         )  # fmt: skip
         return int(cursor.lastrowid)
 
@@ -384,10 +423,15 @@ class Store:
         ).fetchall()
         return {sample_id: {"gold": gold, "pred": pred, "score": score} for sample_id, gold, pred, score in rows}
 
-    def set_status(self, name: str, status: str, note: str) -> None:
+    def set_status(self, name: str, status: str, note: str, expect: tuple[str, int] | None = None) -> bool:
+        """Set a submission's status and note; with ``expect`` (status, version) only while it still has them (an
+        audit settles only the row it audited, not one revoked or replaced since). Whether it changed."""
         if status not in STATUSES:
             raise ValueError(f"status {status!r}; one of {STATUSES}")
-        self.db.execute("UPDATE submissions SET status = ?, note = ? WHERE name = ?", (status, note, name))
+        query, values = "UPDATE submissions SET status = ?, note = ? WHERE name = ?", [status, note, name]
+        if expect is not None:
+            query, values = query + " AND status = ? AND version = ?", [*values, *expect]
+        return self.db.execute(query, values).rowcount > 0
 
     def flag_worker(self, name: str, note: str) -> None:
         """Mark a worker (an audit disagreed with its run, or its audit of another's)."""
@@ -422,6 +466,12 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.requeue_expired()
+            self.db.execute(  # a job that failed to finish this often would loop for ever
+                "UPDATE jobs SET state = 'FAILED', error = ?, log = log || ?, updated_at = datetime('now') "
+                "WHERE state = 'PENDING' AND attempts >= ?",
+                (f"gave up after {MAX_ATTEMPTS} attempts (each worker's lease ran out; the admin log says more)",
+                 f"{_now()} gave up after {MAX_ATTEMPTS} attempts\n", MAX_ATTEMPTS),
+            )  # fmt: skip
             row = self.db.execute(
                 "SELECT id FROM jobs WHERE state = 'PENDING' AND (exclude IS NULL OR exclude != ?) "
                 "ORDER BY id LIMIT 1",
@@ -452,6 +502,10 @@ class Store:
     def _holds(self, job_id: int, claim: str) -> bool:
         row = self.db.execute("SELECT state, claim, lease_until FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return row is not None and row[0] == "RUNNING" and row[1] == claim and row[2] >= time.time()
+
+    def log_job(self, job_id: int, line: str) -> None:
+        self.db.execute("UPDATE jobs SET log = log || ?, updated_at = datetime('now') WHERE id = ?",
+                        (f"{_now()} {line}\n", job_id))  # fmt: skip
 
     def heartbeat(self, job_id: int, claim: str, lease_s: float, log: str = "") -> bool:
         """Extend a held lease (and append to the log); False when the claim is no longer valid."""
@@ -494,16 +548,21 @@ class Store:
             raise
         return True
 
-    def fail_job(self, job_id: int, claim: str | None, error: str) -> bool:
-        """Mark a job FAILED with its error (``claim`` None: an admin decision)."""
+    def fail_job(self, job_id: int, claim: str | None, error: str, by: str | None = None) -> bool:
+        """Mark a job FAILED with its error. ``claim`` None: an admin decision, for a queued or running job only (a
+        finished one keeps its state). ``by``: who failed it, for the log."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            held = claim is None or self._holds(job_id, claim)
+            if claim is None:
+                state = self.db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                held = state is not None and state[0] in ("PENDING", "RUNNING")
+            else:
+                held = self._holds(job_id, claim)
             if held:
                 self.db.execute(
                     "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, log = log || ?, "
                     "updated_at = datetime('now') WHERE id = ?",
-                    (error, f"{_now()} failed: {error}\n", job_id),
+                    (error, f"{_now()} failed{f' (by {by})' if by else ''}: {error}\n", job_id),
                 )
             self.db.execute("COMMIT")
         except BaseException:

@@ -3,6 +3,7 @@ leaderboard Spaces look: tabs for the paper's tables (with CIs, ``n`` and the te
 the request form, the queue and an About page. It reads and writes through the server's
 :class:`~m2v_bench.leaderboard.server.Leaderboard` (one database writer)."""
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -10,9 +11,13 @@ from pathlib import Path
 import pandas as pd
 from pydantic import ValidationError
 
+from m2v_bench.errors import M2VError
 from m2v_bench.leaderboard.api import EvalRequest
+from m2v_bench.leaderboard.service import public_text
 from m2v_bench.leaderboard.site import plot_by_strategy, plot_scarcity
 from m2v_bench.leaderboard.views import augmentation, escape_markdown, ranking, render, substitution
+
+logger = logging.getLogger(__name__)
 
 ABOUT = """
 ## m2v-bench leaderboard
@@ -85,8 +90,10 @@ def make_ui(lb):
         try:
             body = EvalRequest(name=name, base_model=base_model, adapter=adapter or None, revision=revision or None)
             job_id = lb.request(body, client)
-        except (ValidationError, Exception) as exc:  # shown to the user, never a traceback
-            return f"Not queued: {escape_markdown(str(exc))}", queue_values()  # the user's own text comes back
+        except Exception as exc:  # shown to the user (no server path or address), never a traceback
+            if not isinstance(exc, ValidationError | M2VError):
+                logger.exception("the UI's request form")
+            return f"Not queued: {escape_markdown(public_text(str(exc)))}", queue_values()  # escaped: user text
         return f"Queued as job {job_id}: PENDING", queue_values()
 
     with gr.Blocks(title="m2v-bench leaderboard", analytics_enabled=False) as demo:

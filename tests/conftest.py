@@ -96,6 +96,21 @@ def lmms_eval_m2v(checkpoint: Path, tasks: str, out: Path, data: Path) -> Path:
 EVALUATED_TASKS = "m2v_mhc,m2v_hatemm,m2v_mhc_score"
 
 
+def one_row(name: str, status: str = "verified", worker: str | None = None, scores: dict | None = None) -> tuple:
+    """``Store.put``'s arguments for a small stored submission: one m2v_mhc result of one sample (or of ``scores``'
+    samples, {id: score}, under m2v_mhc_score)."""
+    from m2v_bench.leaderboard.store import Submission
+
+    sub = Submission(name, "llava_next_video", "no_ft", None, None, "org/m", None, {}, status=status, worker=worker)
+    task = "m2v_mhc" if scores is None else "m2v_mhc_score"
+    predictions = [{"id": "a", "gold": 1, "pred": 1}] if scores is None else [
+        {"id": i, "gold": 1, "pred": 1, "score": score} for i, score in scores.items()]  # fmt: skip
+    row = {"task": task, "dataset": "mhc", "test_sha256": "0", "test_set": "sample", "n": len(predictions),
+           "accuracy": 1.0, "macro_f1": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0, "invalid_rate": 0.0,
+           "auroc": None, "macro_f1_low": 1.0, "macro_f1_high": 1.0}  # fmt: skip
+    return sub, [row], {task: predictions}
+
+
 @pytest.fixture(scope="session")
 def evaluated(prepared, tiny_models, tmp_path_factory):
     """A tiny LLaVA-NeXT-Video (No-FT) and a Vid-FT adapter trained on it by the real recipe (1 epoch), each

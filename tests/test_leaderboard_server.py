@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import one_row
 
 from m2v_bench.leaderboard.server import create_app
 from m2v_bench.leaderboard.service import Config, RateLimiter, RequestError, check_model_ref
@@ -21,6 +22,7 @@ TOKEN = "s3cret-token"
 def _config(tmp_path: Path, **changes) -> Config:
     models = tmp_path / "models"
     (models / "base").mkdir(parents=True, exist_ok=True)
+    (models / "base" / "config.json").write_text(json.dumps({"model_type": "llava_next_video"}))
     return Config(db=tmp_path / "lb.sqlite", data_dir=tmp_path / "data", model_dirs=[models], token=TOKEN,
                   **changes)  # fmt: skip
 
@@ -60,8 +62,11 @@ def test_a_request_is_queued_and_claimed_with_a_lease(client, tmp_path):
     assert client.get(f"/api/admin/jobs/{job['id']}").status_code == 401
     taken = client.post("/api/requests", json={"name": "mine", "base_model": base})
     assert taken.status_code == 422 and "taken" in taken.json()["detail"]
+    local_adapter = tmp_path / "models" / "adapter"
+    local_adapter.mkdir()
+    (local_adapter / "adapter_config.json").write_text("{}")
     unpinnable = client.post(
-        "/api/requests", json={"name": "p", "base_model": base, "adapter": base, "revision": "v2"}
+        "/api/requests", json={"name": "p", "base_model": base, "adapter": str(local_adapter), "revision": "v2"}
     )
     assert unpinnable.status_code == 422 and "revision" in unpinnable.json()["detail"]
     pinned = client.post("/api/requests", json={"name": "p", "base_model": base, "adapter": "org/a", "revision": "v2"})
@@ -94,12 +99,14 @@ def test_requested_paths_never_escape_the_model_folders(tmp_path):
     outside.mkdir()
     (tmp_path / "models" / "link").symlink_to(outside)
     allowed = config.model_dirs
-    assert check_model_ref(str(tmp_path / "models" / "base"), allowed, "base") == str(tmp_path / "models" / "base")
-    assert check_model_ref("base", allowed, "base") == str(tmp_path / "models" / "base")  # relative to the folder
-    assert check_model_ref("org/model-7B", allowed, "base") == "org/model-7B"  # a hub id
+    (outside / "config.json").write_text("{}")  # a model folder, but outside
+    base = str(tmp_path / "models" / "base")
+    assert check_model_ref(base, allowed, "base model") == base
+    assert check_model_ref("base", allowed, "base model") == base  # relative to the folder
+    assert check_model_ref("org/model-7B", allowed, "base model") == "org/model-7B"  # a hub id
     for escape in (str(outside), "../secret", "link", "base/../../secret", "/etc", "~/x", "models/../../x"):
         with pytest.raises(RequestError, match="not a hub id"):
-            check_model_ref(escape, allowed, "base")
+            check_model_ref(escape, allowed, "base model")
 
 
 def test_requests_are_rate_limited_per_client(tmp_path):
@@ -122,11 +129,7 @@ def test_an_expired_lease_requeues_and_a_stale_claim_stores_nothing(tmp_path):
     second = store.claim_job("live-worker", lease_s=60)
     assert second["id"] == job_id and second["claim"] != first["claim"] and second["attempts"] == 2
     assert "lease expired: re-queued" in store.job(job_id)["log"]
-    sub = Submission("j", "llava_next_video", "no_ft", None, None, "org/m", None, {}, status="verified")
-    row = {"task": "m2v_mhc", "dataset": "mhc", "test_sha256": "0", "test_set": "paper", "n": 1, "accuracy": 1.0,
-           "macro_f1": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0, "invalid_rate": 0.0, "auroc": None,
-           "macro_f1_low": 1.0, "macro_f1_high": 1.0}  # fmt: skip
-    put = lambda: store.put(sub, [row], {"m2v_mhc": [{"id": "a", "gold": 1, "pred": 1}]})  # noqa: E731
+    put = lambda: store.put(*one_row("j"))  # noqa: E731
     assert store.finish_job(job_id, first["claim"], put) is False and store.submissions() == []
     assert store.finish_job(job_id, second["claim"], put) is True
     assert store.finish_job(job_id, second["claim"], put) is False  # done: never stored twice

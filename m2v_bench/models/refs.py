@@ -27,14 +27,17 @@ def checkpoint_label(reference: str | None) -> str:
 
 
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+_SYMBOLIC_REF = re.compile(r"(?:[A-Z_]+_)?HEAD")
 
 
 def is_git_ref(revision: str) -> bool:
     """Whether ``revision`` is a name git accepts for a branch, tag or commit (``git check-ref-format``'s rules, at
     most 64 characters): no control characters, spaces, ``~ ^ : ? * [ \\``, ``..``, ``@{`` or ``//``; no part that
-    starts with a dot or ends with ``.lock``; not ``@``, and no leading or trailing ``/`` or trailing ``.``."""
+    starts with a dot or ends with ``.lock``; not ``@``, and no leading or trailing ``/`` or trailing ``.``. Stricter
+    than git: no part starts with ``-`` (a revision is passed on to git and the hub, where ``--upload-pack=x`` would be
+    an option), and no symbolic ref (``HEAD``, ``FETCH_HEAD``, ...), which names no fixed branch, tag or commit."""
     if not revision or len(revision) > 64 or revision == "@" or _REF_FORBIDDEN.search(revision):
         return False
-    if revision.startswith("/") or revision.endswith(("/", ".")):
+    if revision.startswith("/") or revision.endswith(("/", ".")) or _SYMBOLIC_REF.fullmatch(revision):
         return False
-    return not any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/"))
+    return not any(part.startswith((".", "-")) or part.endswith(".lock") for part in revision.split("/"))
