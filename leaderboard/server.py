@@ -50,11 +50,14 @@ PUBLIC_BODY_LIMIT = 64 * 1024
 TOKEN_BODY_LIMIT = 1024 * 1024
 FINISH_BODY_LIMIT = 2 * MAX_UPLOAD + TOKEN_BODY_LIMIT
 """A ``finish`` body: the uploaded files as JSON strings (escaping can double their size) and the rest."""
-FINISH_UPLOADS = 2
-"""``finish`` bodies read at once (the others wait): the server holds at most this many in memory."""
+FINISH_UPLOADS = 4
+"""``finish`` bodies read at once (the others wait): the server holds at most this many in memory; one worker
+uploads one at a time (429 for a second), so that no worker can hold them all."""
 BODY_TIMEOUT_S = 30.0
 FINISH_BODY_TIMEOUT_S = 600.0
 """A body must arrive whole within these (``finish``: the second), else 408."""
+HUB_LOOKUPS = 4
+"""Requests checked against the hub at once (each may wait seconds for it); more get 503."""
 MAX_JOB_ID = 2**63 - 1
 """SQLite's largest integer: a larger job id in a path is a 422, not an overflow."""
 _TOKEN_PATH = re.compile(r"/api/(?:jobs/claim|jobs/[^/]+/(?:heartbeat|finish|fail)|admin/.*)")
@@ -76,6 +79,7 @@ class BodyLimit:
     def __init__(self, app, identify):
         self.app, self.identify = app, identify
         self._finishes = asyncio.Semaphore(FINISH_UPLOADS)
+        self._uploading: set[str] = set()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -93,9 +97,16 @@ class BodyLimit:
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await _refuse(send, 413, f"request body over {limit} bytes")
-        if limit == FINISH_BODY_LIMIT:  # at most FINISH_UPLOADS finish bodies in memory at once
-            async with self._finishes:
-                return await self._read_then_call(scope, receive, send, limit, FINISH_BODY_TIMEOUT_S)
+        if limit == FINISH_BODY_LIMIT:  # at most FINISH_UPLOADS finish bodies in memory at once, one per worker
+            identity = scope["state"]["identity"]
+            if identity in self._uploading:
+                return await _refuse(send, 429, f"{identity} is sending another finish; one at a time")
+            self._uploading.add(identity)
+            try:
+                async with self._finishes:
+                    return await self._read_then_call(scope, receive, send, limit, FINISH_BODY_TIMEOUT_S)
+            finally:
+                self._uploading.discard(identity)
         return await self._read_then_call(scope, receive, send, limit, BODY_TIMEOUT_S)
 
     async def _read_then_call(self, scope, receive, send, limit: int, timeout_s: float):
@@ -141,6 +152,7 @@ class Leaderboard:
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
         self._tables: dict[tuple, bytes] = {}
         self._tokens = Store(config.db, threads=True)  # the middleware's own connection: token look-ups only
+        self.hub_lookups = threading.BoundedSemaphore(HUB_LOOKUPS)
 
     def identify(self, token: str | None) -> str | None:
         """Who a bearer token is: ``admin`` (the server's token), a registered unrevoked worker, or None."""
@@ -159,7 +171,12 @@ class Leaderboard:
         if not self.limiter.allow(client):
             raise RateLimited(f"too many requests from {client}: at most {self.config.rate_limit} per "
                               f"{self.config.rate_window_s:.0f} s")  # fmt: skip
-        checked = check_request(self.config, body.name, body.base_model, body.adapter, body.revision)  # unlocked
+        if not self.hub_lookups.acquire(blocking=False):
+            raise Busy(f"{HUB_LOOKUPS} requests are being checked against the hub now; try again in a minute")
+        try:  # outside the database lock: it may read the hub
+            checked = check_request(self.config, body.name, body.base_model, body.adapter, body.revision)
+        finally:
+            self.hub_lookups.release()
         with self.lock:
             return make_request(self.store, checked, client)
 
@@ -167,7 +184,7 @@ class Leaderboard:
         """The queue as the public sees it (:func:`~m2v_bench.leaderboard.service.public_job`)."""
         with self.lock:
             self.store.requeue_expired()
-            return [public_job(j) for j in self.store.jobs()]
+            return [public_job(j) for j in self.store.jobs(with_log=False)]
 
     def table(self, view: str, board: str) -> list[dict]:
         return json.loads(self.table_json(view, board))
@@ -184,13 +201,18 @@ class Leaderboard:
                 tables = [{"substitution": views.substitution, "augmentation": views.augmentation}[view](
                     self.store, board)]  # fmt: skip
             result = json.dumps([{"title": t.title, "columns": list(t.frame.columns),
-                                  "rows": t.frame.to_dict(orient="records"), "notes": t.notes} for t in tables],
+                                  "rows": t.frame.to_dict(orient="records"),
+                                  "notes": [public_text(n) for n in t.notes]} for t in tables],
                                 default=str).encode()  # fmt: skip
             self._tables = {k: v for k, v in self._tables.items() if k[2:] == key[2:]} | {key: result}
             return result
 
 
 class RateLimited(M2VError):
+    pass
+
+
+class Busy(M2VError):
     pass
 
 
@@ -214,7 +236,8 @@ def create_app(config: Config, ui: bool = True):
     def invalid(request: Request, exc: RequestValidationError):
         """FastAPI's 422, written as ASCII JSON: the input it echoes may hold a lone surrogate (``"\\ud800"`` in the
         request's JSON), which UTF-8 cannot encode (FastAPI's own handler answered 500)."""
-        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        body = json.dumps({"detail": errors}, ensure_ascii=True, default=str)
         return Response(body, status_code=422, media_type="application/json")
 
     def known(job_id: int) -> dict:
@@ -276,6 +299,8 @@ def create_app(config: Config, ui: bool = True):
             job_id = lb.request(body, client_of(request))
         except RateLimited as exc:
             raise HTTPException(429, str(exc)) from None
+        except Busy as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "60"}) from None
         except M2VError as exc:
             raise HTTPException(422, public_text(str(exc))) from None
         return {"id": job_id, "state": "PENDING"}
@@ -302,11 +327,10 @@ def create_app(config: Config, ui: bool = True):
     @app.post("/api/jobs/{job_id}/finish")
     def finish(job_id: JobId, body: Finish, identity: Annotated[str, Depends(authorized)]):
         known(job_id)
-        with lb.lock:
-            try:
-                stored = verify_upload(lb.store, config, job_id, body.claim, body.model_dump(), identity)
-            except RequestError as exc:
-                raise HTTPException(422, str(exc)) from None
+        try:  # the lock is taken around each database step, not the verification (it may read the hub)
+            stored = verify_upload(lb.store, config, job_id, body.claim, body.model_dump(), identity, lb.lock)
+        except RequestError as exc:
+            raise HTTPException(422, str(exc)) from None
         if not stored:
             raise HTTPException(409, "this claim is no longer held (lease expired or job done); nothing stored")
         return {"state": "FINISHED"}

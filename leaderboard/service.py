@@ -10,6 +10,7 @@ FINISHED, only while the worker's claim is still held: a job is stored once even
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ from m2v_bench.leaderboard.submit import (
     check_predictions,
     evaluate_logs,
     find_logs,
+    is_utf8,
     model_args,
     read_samples,
 )
@@ -85,7 +87,7 @@ def check_model_ref(value: str | None, allowed: list[Path], what: str) -> str | 
     if is_hub_id(value):  # always the hub's: a local folder of that relative name is never what it names
         return value
     marker = MODEL_FILES[what]
-    path = Path(value).expanduser()
+    path = Path(value)  # never expanduser: "~name" would tell anyone which accounts the server has
     candidates = [path] if path.is_absolute() else [root / path for root in allowed]
     for candidate in candidates:
         try:
@@ -109,17 +111,17 @@ class Request:
     revision: str | None
 
 
+MAX_HUB_CONFIG = 1024 * 1024
+"""The largest hub ``config.json`` a request may make the server download (a real one is a few KiB)."""
+
+
 def check_request(config: Config, name: str, base_model: str, adapter: str | None, revision: str | None) -> Request:
-    """Check a request's fields without the database: this may ask the hub for a base model's config.json, so the
-    server calls it outside its database lock."""
+    """Check a request's fields without the database, the cheap checks first: the last may ask the hub for a base
+    model's config.json, so the server calls this outside its database lock, a few at a time."""
     name = check_name(str(name or "").strip())
     base = check_model_ref(base_model, config.model_dirs, "base model")
     if base is None:
         raise RequestError("base model: required (a hub id or a folder inside the leaderboard's model folders)")
-    try:
-        checkpoint_family(base)  # an unsupported family is refused now, not by the worker's run
-    except M2VError as exc:
-        raise RequestError(f"base model: {exc}".replace(base, base_model)) from None  # as the client gave it
     adapter = check_model_ref(adapter, config.model_dirs, "adapter")
     revision = (revision or "").strip() or None
     if revision is not None and not is_git_ref(revision):
@@ -127,25 +129,55 @@ def check_request(config: Config, name: str, base_model: str, adapter: str | Non
                            "with '.' or '-', no HEAD, no spaces or ~^:?*[\\)")  # fmt: skip
     if revision is not None and (adapter is None or not is_hub_id(adapter)):
         raise RequestError("revision: pins a hub adapter (org/name); a local adapter folder is evaluated as it is")
+    if is_hub_id(base):
+        _check_hub_config_size(base)
+    try:
+        checkpoint_family(base)  # an unsupported family is refused now, not by the worker's run
+    except M2VError as exc:
+        raise RequestError(f"base model: {exc}".replace(base, base_model)) from None  # as the client gave it
     return Request(name, base, adapter, revision)
+
+
+def _check_hub_config_size(repo: str) -> None:
+    """Refuse a hub model whose config.json is over :data:`MAX_HUB_CONFIG` before downloading it (offline, or the
+    hub unreachable: nothing to check, and ``checkpoint_family`` reads only the cache)."""
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url  # imported here for start-up time
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        size = get_hf_file_metadata(hf_hub_url(repo, "config.json"), timeout=10).size
+    except Exception:  # noqa: BLE001 (not found, gated, no network: checkpoint_family says None, the worker why)
+        return
+    if size is not None and size > MAX_HUB_CONFIG:
+        raise RequestError(f"base model {repo!r}: its config.json is {size} bytes (a model's is a few KiB); refused")
 
 
 def make_request(store: Store, request: Request, client: str) -> int:
     """Queue a checked request (PENDING); returns its job id. The name must be free (a queued, running or finished
     request holds it too)."""
     name = request.name
-    if name in {s.name for s in store.submissions()} or any(
-        j["name"] == name and j["state"] in ("PENDING", "RUNNING", "FINISHED") for j in store.jobs(limit=100000)
-    ):
+    if store.name_in_use(name):
         raise RequestError(f"name {name!r} is taken; choose another name")
     return store.add_job(name, request.base_model, request.adapter, request.revision, client)
 
 
-def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload: dict, worker: str = ADMIN) -> bool:
+def verify_upload(
+    store: Store, config: Config, job_id: int, claim: str, upload: dict, worker: str = ADMIN, lock=None
+) -> bool:
     """Verify a worker's lmms-eval output and store it as verified (by ``worker``, the registered worker that sent
     it), finishing the job. False: the claim is stale (the job was re-queued, or is done). A verification error
-    fails the job and raises :class:`RequestError`."""
-    job = store.job(job_id)
+    fails the job and raises :class:`RequestError`. ``lock``: held around each use of ``store`` only (the server's
+    database lock), not around the verification, which may read the hub."""
+    lock = lock or contextlib.nullcontext()
+
+    def refuse(log: str, message: str):
+        with lock:
+            store.fail_job(job_id, claim, log, by=worker)
+        raise RequestError(message) from None
+
+    with lock:
+        job = store.job(job_id)
     if job is None:
         raise RequestError(f"no job {job_id}")
     files = upload.get("files") or {}
@@ -153,27 +185,34 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
         raise RequestError("finish: no files (the run's *_results.json and *_samples_<task>.jsonl)")
     if sum(len(str(t)) for t in files.values()) > MAX_UPLOAD:
         raise RequestError(f"finish: upload over {MAX_UPLOAD} bytes")
+    if len(files) > MAX_FILES:
+        refuse(f"upload refused: {len(files)} files", f"finish: {len(files)} files; a run writes one results.json "
+               f"and one samples log per task (at most {MAX_FILES})")  # fmt: skip
     for filename, text in files.items():
         if not SAFE_FILE_NAME.fullmatch(filename) or not (RUN.fullmatch(filename) or RESULTS.fullmatch(filename)):
-            store.fail_job(job_id, claim, f"upload refused: file name {filename!r} is not an lmms-eval output name")
-            raise RequestError(f"finish: file name {filename!r} is not an lmms-eval output name (<date>_<time>_"
-                               "results.json or <date>_<time>_samples_<task>.jsonl, no folders)")  # fmt: skip
-        if "\x00" in str(text) or not _is_utf8(str(text)):
-            store.fail_job(job_id, claim, f"upload refused: {filename} holds a NUL character or a lone surrogate")
-            raise RequestError(f"finish: {filename} holds a NUL character or a lone surrogate (\\ud800-\\udfff); "
-                               "lmms-eval writes UTF-8 text")  # fmt: skip
+            refuse(f"upload refused: file name {filename!r} is not an lmms-eval output name",
+                   f"finish: file name {filename!r} is not an lmms-eval output name (<date>_<time>_results.json or "
+                   "<date>_<time>_samples_<task>.jsonl, no folders)")  # fmt: skip
+        if "\x00" in str(text) or not is_utf8(str(text)):
+            refuse(f"upload refused: {filename} holds a NUL character or a lone surrogate",
+                   f"finish: {filename} holds a NUL character or a lone surrogate (\\ud800-\\udfff); lmms-eval "
+                   "writes UTF-8 text")  # fmt: skip
+    for what in ("environment", "provenance"):
+        problem = _sent_json_problem(upload.get(what))
+        if problem:
+            refuse(f"upload refused: {what} {problem}", f"finish: {what} {problem}")
     if job["audit_of"]:
-        return _finish_audit(store, config, job, claim, files, worker)
+        return _finish_audit(store, config, job, claim, files, worker, lock)
     checkpoint = job["adapter"] or job["base_model"]
     if job["adapter"] and is_hub_id(job["adapter"]) and not upload.get("provenance"):
-        store.fail_job(job_id, claim, f"verification failed: hub adapter {job['adapter']}: no provenance sent")
-        raise RequestError(f"verification failed: hub adapter {job['adapter']}: the worker sent no provenance")
+        refuse(f"verification failed: hub adapter {job['adapter']}: no provenance sent",
+               f"verification failed: hub adapter {job['adapter']}: the worker sent no provenance")  # fmt: skip
     with tempfile.TemporaryDirectory(dir=config.work_dir, prefix=f"job-{job_id}-") as tmp:
         for filename, text in files.items():
             (Path(tmp) / filename).write_text(str(text), encoding="utf-8")
         try:
             provenance, rows, predictions, run_config = evaluate_logs(
-                checkpoint, Path(tmp), config.data_dir, provenance=upload.get("provenance")
+                checkpoint, Path(tmp), config.data_dir, provenance=upload.get("provenance"), local_first=False
             )
             evaluated_revision = model_args(run_config.get("model_args", "")).get("adapter_revision") or None
             if evaluated_revision != job["revision"]:
@@ -182,8 +221,7 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
             if job["adapter"] is None and provenance.get("strategy") != "no_ft":
                 raise SubmissionError("a base model alone must evaluate as No-FT")
         except M2VError as exc:
-            store.fail_job(job_id, claim, f"verification failed: {exc}")
-            raise RequestError(f"verification failed: {exc}") from None
+            refuse(f"verification failed: {exc}", f"verification failed: {exc}")
     submission = Submission(
         name=job["name"], family=provenance["family"], strategy=provenance["strategy"],
         target=provenance.get("target"), meme_source=provenance.get("meme_source"),
@@ -196,21 +234,37 @@ def verify_upload(store: Store, config: Config, job_id: int, claim: str, upload:
     def store_results():
         version = store.put(submission, rows, predictions)
         if config.audit:  # drawn now, after the upload is stored: the worker could not know which will be re-run
-            store.add_audit(job, audit_sample(predictions), exclude=worker, version=version)
+            store.add_audit(job, audit_sample(predictions), exclude=[worker], version=version)
 
     try:
-        return store.finish_job(job_id, claim, store_results)
+        with lock:
+            return store.finish_job(job_id, claim, store_results)
     except NameTaken as exc:  # e.g. a submission stored under this name by hand since (with --replace)
-        store.fail_job(job_id, claim, f"not stored: {exc}")
-        raise RequestError(f"not stored: {exc}") from None
+        refuse(f"not stored: {exc}", f"not stored: {exc}")
 
 
-def _is_utf8(text: str) -> bool:
+MAX_FILES = 64
+"""The most files one upload may hold (a run writes a results.json and a samples log per task)."""
+MAX_SENT_JSON = 64 * 1024
+"""The most JSON a worker's ``environment`` or ``provenance`` may be (each is shown on every public read)."""
+
+
+def _sent_json_problem(value) -> str | None:
+    """Why a worker's environment or provenance cannot be stored and shown: not finite JSON, not UTF-8 (a lone
+    surrogate), too big, or a ``worker`` that is not a string. None when it can."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "must be a JSON object"
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+    except ValueError:
+        return "holds NaN or infinity, or a lone surrogate (\\ud800-\\udfff)"
+    if size > MAX_SENT_JSON:
+        return f"is {size} bytes of JSON, over {MAX_SENT_JSON}"
+    if not isinstance(value.get("worker", ""), str):
+        return "worker must be a string"
+    return None
 
 
 AUDIT_FRACTION = 0.1
@@ -250,10 +304,12 @@ def _same_score(a, b) -> bool:
     return abs(float(a) - float(b)) <= SCORE_TOLERANCE
 
 
-def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: dict, worker: str) -> bool:
+def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: dict, worker: str, lock) -> bool:
     """An audit's upload: its per-sample records (checked as any upload's are) against the audited run's stored ones.
     Agreement verifies the row; disagreement marks it ``disputed`` and flags both workers."""
-    original_job = store.job(int(job["audit_of"]))
+    with lock:
+        original_job = store.job(int(job["audit_of"]))
+        stored = {task: store.prediction_rows(job["name"], task) for task in json.loads(job["sample"])}
     sample = json.loads(job["sample"])
     ran_by = original_job["identity"] if original_job else None
     try:
@@ -271,13 +327,13 @@ def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: di
                 if sorted(audited) != sorted(sample[task]):
                     raise SubmissionError(f"{task}: the audit ran {len(audited)} documents, not the "
                                           f"{len(sample[task])} asked for")  # fmt: skip
-                shares[task] = agreement(task, store.prediction_rows(job["name"], task), audited)
+                shares[task] = agreement(task, stored[task], audited)
     except M2VError as exc:
-        store.fail_job(job["id"], claim, f"audit refused: {exc}")
+        with lock:
+            store.fail_job(job["id"], claim, f"audit refused: {exc}", by=worker)
         raise RequestError(f"audit refused: {exc}") from None
     summary = ", ".join(f"{task} {share:.0%}" for task, share in shares.items())
     agreed = all(share >= AGREEMENT for share in shares.values())
-
     expect = ("auditing", job["audit_version"])
 
     def settle():  # only the row it audited, still waiting: not one revoked or replaced since
@@ -286,13 +342,15 @@ def _finish_audit(store: Store, config: Config, job: dict, claim: str, files: di
         else:
             note = f"disputed: {worker}'s audit agreed on {summary} of the documents (at least {AGREEMENT:.0%} needed)"
             changed = store.set_status(job["name"], "disputed", f"run by {ran_by}; {note}", expect)
-            for name in {ran_by, worker} - {None}:
-                store.flag_worker(name, f"{job['name']}: {note}")
+            if changed:
+                for name in {ran_by, worker} - {None}:
+                    store.flag_worker(name, f"{job['name']}: {note}")
         if not changed:
             store.log_job(job["id"], f"the audited row changed since (revoked or replaced): agreement {summary}, "
                                      "its status left as it is")  # fmt: skip
 
-    return store.finish_job(job["id"], claim, settle)
+    with lock:
+        return store.finish_job(job["id"], claim, settle)
 
 
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://([^\s'\"<>]*)")
@@ -347,7 +405,7 @@ PUBLIC_JOB_FIELDS = ("id", "name", "base_model", "adapter", "revision", "state",
 def worker_host(worker: str | None) -> tuple[str, ...]:
     """What a worker's self-description (``<host>-<pid>-<random>``, ``WorkerConfig.worker_id``) gives away: itself
     and its host name, for :func:`public_text` to hide."""
-    if not worker:
+    if not worker or not isinstance(worker, str):
         return ()
     parts = worker.rsplit("-", 2)
     return (worker, parts[0]) if len(parts) == 3 and parts[1].isdigit() and len(parts[0]) > 2 else (worker,)

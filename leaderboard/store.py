@@ -100,10 +100,19 @@ MIGRATIONS = [
     """,
     """
     ALTER TABLE jobs ADD COLUMN audit_version INTEGER;
+    UPDATE jobs SET audit_version = (SELECT version FROM submissions s WHERE s.name = jobs.name)
+        WHERE audit_of IS NOT NULL;
+    UPDATE jobs SET exclude = json_array(exclude) WHERE exclude IS NOT NULL;
     """,
 ]
+"""Version 5: an audit records the version it audits (audits waiting at the upgrade audit the current one), and
+``exclude`` is a JSON list of the workers that may not claim it."""
 ADMIN = "admin"
 """The identity of the server's own token (``--token-file``): it may run jobs too, recorded as ``admin``."""
+MAX_LOG = 1_000_000
+"""A job's log keeps its last this many characters (heartbeats append to it)."""
+MAX_AUDITS = 3
+"""Audits one row's version gets: when as many failed (or were undone), it is ``disputed``."""
 MAX_ATTEMPTS = 3
 """Claims a job gets: one whose lease ran out this often is FAILED instead of queued again."""
 JOB_STATES = ("PENDING", "RUNNING", "FINISHED", "FAILED")
@@ -354,12 +363,11 @@ class Store:
                 self.db.execute("UPDATE submissions SET status = 'auditing', note = ? WHERE name = ?",
                                 (f"its audit by {name} no longer counts ({name} revoked: {note}); waiting for a new "
                                  "audit", audit["name"]))  # fmt: skip
-                version = self.db.execute("SELECT version FROM submissions WHERE name = ?", (audit["name"],))
-                original = self.job(int(audit["audit_of"]))
-                self.add_audit(original, json.loads(audit["sample"]), audit["exclude"], version.fetchone()[0])
+                self._audit_again(audit, also_exclude=name)
             self.db.execute(  # the audits of its own runs have nothing left to settle
                 "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, updated_at = datetime('now') "
-                "WHERE audit_of IS NOT NULL AND exclude = ? AND state IN ('PENDING', 'RUNNING')",
+                "WHERE audit_of IN (SELECT CAST(id AS TEXT) FROM jobs WHERE identity = ? AND audit_of IS NULL) "
+                "AND state IN ('PENDING', 'RUNNING')",
                 (f"not needed: the audited worker {name} was revoked", name),
             )
             self.db.execute(
@@ -374,15 +382,30 @@ class Store:
         return sorted(ran + [a["name"] for a in audited])
 
     def _audits_settled_by(self, worker: str) -> list[dict]:
-        """The finished audits ``worker`` ran whose agreement made a row ``verified`` (the version they audited)."""
+        """The finished audits ``worker`` ran that settled a row (made it ``verified`` or ``disputed``), on the
+        version they audited."""
         cursor = self.db.execute(
             "SELECT j.* FROM jobs j JOIN submissions s ON s.name = j.name AND s.version = j.audit_version "
-            "WHERE j.audit_of IS NOT NULL AND j.state = 'FINISHED' AND j.identity = ? AND s.status = 'verified' "
-            "ORDER BY j.id",
+            "WHERE j.audit_of IS NOT NULL AND j.state = 'FINISHED' AND j.identity = ? AND s.status IN "
+            "('verified', 'disputed') ORDER BY j.id",
             (worker,),
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _audit_again(self, audit: dict, also_exclude: str | None) -> int | None:
+        """Queue a new audit like ``audit`` (same row, version and sample), also excluding ``also_exclude``; after
+        :data:`MAX_AUDITS` audits of that version, the row is ``disputed`` instead (no audit could settle it)."""
+        tries = self.db.execute("SELECT count(*) FROM jobs WHERE audit_of = ? AND audit_version IS ?",
+                                (audit["audit_of"], audit["audit_version"])).fetchone()[0]  # fmt: skip
+        if tries >= MAX_AUDITS:
+            note = f"no audit settled it in {tries} tries (the last: job {audit['id']})"
+            self.db.execute("UPDATE submissions SET status = 'disputed', note = ? WHERE name = ? AND version IS ? AND "
+                            "status = 'auditing'", (note, audit["name"], audit["audit_version"]))  # fmt: skip
+            return None
+        exclude = (_json(audit["exclude"]) or []) + ([also_exclude] if also_exclude else [])
+        return self.add_audit(self.job(int(audit["audit_of"])), json.loads(audit["sample"]), exclude,
+                              audit["audit_version"])  # fmt: skip
 
     def results(self) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM results ORDER BY name, task")
@@ -404,15 +427,16 @@ class Store:
         )
         return int(cursor.lastrowid)
 
-    def add_audit(self, job: dict, sample: dict[str, list[str]], exclude: str, version: int) -> int:
+    def add_audit(self, job: dict, sample: dict[str, list[str]], exclude: list[str], version: int) -> int:
         """An audit of a finished job: the same checkpoint on ``sample`` ({task: document ids}), for any worker but
-        ``exclude`` (the one that ran it); ``version``: the submission's version it audits."""
+        those in ``exclude`` (the one that ran it; auditors that failed it); ``version``: the submission's version it
+        audits."""
         cursor = self.db.execute(
             "INSERT INTO jobs (name, base_model, adapter, revision, client, log, audit_of, sample, exclude, "
             "audit_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job["name"], job["base_model"], job["adapter"], job["revision"], "audit",
-             f"{_now()} audit of job {job['id']} (run by {exclude})\n", str(job["id"]), json.dumps(sample), exclude,
-             version),
+             f"{_now()} audit of job {job['id']} (run by {exclude[0]})\n", str(job["id"]), json.dumps(sample),
+             json.dumps(sorted(set(exclude), key=exclude.index)), version),
         )  # fmt: skip
         return int(cursor.lastrowid)
 
@@ -437,10 +461,20 @@ class Store:
         """Mark a worker (an audit disagreed with its run, or its audit of another's)."""
         self.db.execute("UPDATE workers SET flag = coalesce(flag || '; ', '') || ? WHERE name = ?", (note, name))
 
-    def jobs(self, limit: int = 200) -> list[dict]:
-        cursor = self.db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+    def jobs(self, limit: int = 200, with_log: bool = True) -> list[dict]:
+        columns = "*" if with_log else ", ".join(c for c in self._job_columns() if c != "log")
+        cursor = self.db.execute(f"SELECT {columns} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _job_columns(self) -> list[str]:
+        return [row[1] for row in self.db.execute("PRAGMA table_info(jobs)")]
+
+    def name_in_use(self, name: str) -> bool:
+        """A stored submission, or a queued, running or finished request, has this name."""
+        return self.db.execute(
+            "SELECT 1 FROM submissions WHERE name = ? UNION ALL SELECT 1 FROM jobs WHERE name = ? AND state IN "
+            "('PENDING', 'RUNNING', 'FINISHED') LIMIT 1", (name, name)).fetchone() is not None  # fmt: skip
 
     def job(self, job_id: int) -> dict | None:
         cursor = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -466,15 +500,14 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.requeue_expired()
-            self.db.execute(  # a job that failed to finish this often would loop for ever
-                "UPDATE jobs SET state = 'FAILED', error = ?, log = log || ?, updated_at = datetime('now') "
-                "WHERE state = 'PENDING' AND attempts >= ?",
-                (f"gave up after {MAX_ATTEMPTS} attempts (each worker's lease ran out; the admin log says more)",
-                 f"{_now()} gave up after {MAX_ATTEMPTS} attempts\n", MAX_ATTEMPTS),
-            )  # fmt: skip
+            given_up = [r[0] for r in self.db.execute(
+                "SELECT id FROM jobs WHERE state = 'PENDING' AND attempts >= ?", (MAX_ATTEMPTS,))]  # fmt: skip
+            for job_id in given_up:  # a job that failed to finish this often would loop for ever
+                error = f"gave up after {MAX_ATTEMPTS} attempts (each worker's lease ran out; the admin log says more)"
+                self._fail(job_id, error, by=None)
             row = self.db.execute(
-                "SELECT id FROM jobs WHERE state = 'PENDING' AND (exclude IS NULL OR exclude != ?) "
-                "ORDER BY id LIMIT 1",
+                "SELECT id FROM jobs WHERE state = 'PENDING' AND (exclude IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM json_each(jobs.exclude) WHERE value = ?)) ORDER BY id LIMIT 1",
                 (identity,),
             ).fetchone()
             if row is None:
@@ -514,8 +547,9 @@ class Store:
             held = self._holds(job_id, claim)
             if held:
                 self.db.execute(
-                    "UPDATE jobs SET lease_until = ?, log = log || ?, updated_at = datetime('now') WHERE id = ?",
-                    (time.time() + lease_s, log, job_id),
+                    "UPDATE jobs SET lease_until = ?, log = substr(log || ?, -?), updated_at = datetime('now') "
+                    "WHERE id = ?",
+                    (time.time() + lease_s, log, MAX_LOG, job_id),
                 )
             self.db.execute("COMMIT")
         except BaseException:
@@ -559,16 +593,33 @@ class Store:
             else:
                 held = self._holds(job_id, claim)
             if held:
-                self.db.execute(
-                    "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, log = log || ?, "
-                    "updated_at = datetime('now') WHERE id = ?",
-                    (error, f"{_now()} failed{f' (by {by})' if by else ''}: {error}\n", job_id),
-                )
+                self._fail(job_id, error, by)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         return held
+
+    def _fail(self, job_id: int, error: str, by: str | None) -> None:
+        """Inside a transaction: the job FAILED. A failed audit of a row still waiting for it is queued again for
+        another worker (the one that failed it is flagged and excluded), so that no worker keeps an honest run out
+        of the tables by failing its audit."""
+        self.db.execute(
+            "UPDATE jobs SET state = 'FAILED', lease_until = NULL, error = ?, log = log || ?, "
+            "updated_at = datetime('now') WHERE id = ?",
+            (error, f"{_now()} failed{f' (by {by})' if by else ''}: {error}\n", job_id),
+        )
+        job = self.job(job_id)
+        if not job["audit_of"]:
+            return
+        waiting = self.db.execute("SELECT 1 FROM submissions WHERE name = ? AND version IS ? AND status = 'auditing'",
+                                  (job["name"], job["audit_version"])).fetchone()  # fmt: skip
+        if waiting is None:
+            return
+        failed_by = job["identity"] if by in (None, ADMIN) else by
+        if failed_by and failed_by != ADMIN:
+            self.flag_worker(failed_by, f"{job['name']}: failed its audit (job {job_id}): {error[:200]}")
+        self._audit_again(job, also_exclude=failed_by if failed_by != ADMIN else None)
 
 
 def _now() -> str:

@@ -29,8 +29,9 @@ from m2v_bench.leaderboard.runs import newest_run
 from m2v_bench.leaderboard.store import NameTaken, Store, Submission
 from m2v_bench.manifest import read_manifest, split_hash
 from m2v_bench.metrics import INVALID, auroc, classification_metrics, macro_f1_ci
-from m2v_bench.models.loading import detect_family
+from m2v_bench.models.loading import checkpoint_family, detect_family
 from m2v_bench.models.provenance import PROVENANCE_FILE, read_provenance, validate_provenance
+from m2v_bench.models.refs import is_hub_id
 from m2v_bench.registry import STRATEGIES, parse_task
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -38,6 +39,15 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 class SubmissionError(M2VError):
     """A submission the leaderboard does not accept; the message says why."""
+
+
+def is_utf8(text: str) -> bool:
+    """Whether a str can be written as UTF-8 (JSON's ``\\ud800`` escapes make lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -61,6 +71,9 @@ def read_samples(path: Path) -> list[dict]:
                 raise SubmissionError(f"{where}: {key} is {value!r}, not a finite number")
         if record["gold"] not in (0, 1) or record["pred"] not in (-1, 0, 1):
             raise SubmissionError(f"{where}: gold must be 0/1 and pred -1/0/1")
+        for key in ("id", "response"):  # a JSON escape (\\ud800) makes a lone surrogate, which UTF-8 cannot store
+            if isinstance(record[key], str) and not is_utf8(record[key]):
+                raise SubmissionError(f"{where}: {key} holds a lone surrogate (\\ud800-\\udfff); not text")
         items.append(record)
     if not items:
         raise SubmissionError(f"{path}: no sample")
@@ -115,6 +128,8 @@ def check_results(path: Path, tasks: list[str], checkpoint: str, provenance: dic
         config, versions, configs = data["config"], data["versions"], data["configs"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SubmissionError(f"{path}: not an lmms-eval results file ({exc})") from None
+    if not all(isinstance(part, dict) for part in (config, versions, configs)):
+        raise SubmissionError(f"{path}: not an lmms-eval results file (config, versions and configs must be objects)")
     if config.get("model") != "m2v":
         raise SubmissionError(f"{path}: model {config.get('model')!r}; evaluate with lmms-eval --model m2v")
     args = model_args(config.get("model_args", ""))
@@ -200,11 +215,20 @@ def verify(task: str, items: list[dict], data_dir: Path, where: Path) -> tuple[s
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
-def describe(checkpoint: str) -> dict:
-    """The validated provenance of a fine-tuned checkpoint (which must hold adapter weights), or a No-FT description
-    of a base model."""
+def local_folder(checkpoint: str, local_first: bool = True) -> Path | None:
+    """The local folder a checkpoint names, or None for a hub id. ``local_first`` (a user's command line, as
+    transformers does): a folder of a hub id's relative name wins; else (the server) a hub id is always the hub's."""
     path = Path(checkpoint)
-    if path.is_dir() and (path / PROVENANCE_FILE).is_file():
+    if not local_first and not path.is_absolute() and is_hub_id(checkpoint):
+        return None
+    return path if path.is_dir() else None
+
+
+def describe(checkpoint: str, local_first: bool = True) -> dict:
+    """The validated provenance of a fine-tuned checkpoint (which must hold adapter weights), or a No-FT description
+    of a base model. ``local_first``: see :func:`local_folder`."""
+    path = local_folder(checkpoint, local_first)
+    if path is not None and (path / PROVENANCE_FILE).is_file():
         where = str(path / PROVENANCE_FILE)
         try:
             provenance = read_provenance(str(path))
@@ -219,22 +243,28 @@ def describe(checkpoint: str) -> dict:
                 "adapter_model.safetensors); submit the trained adapter"
             )
         return provenance
-    if path.is_dir() and (path / "adapter_config.json").is_file():
+    if path is not None and (path / "adapter_config.json").is_file():
         raise SubmissionError(f"{path}: an adapter without {PROVENANCE_FILE}; train it with the m2v-bench recipes")
-    family = detect_family(checkpoint)
+    if local_first or path is not None:
+        family = detect_family(checkpoint)
+    else:  # the hub's config.json, never a folder of that name where the server runs
+        family = checkpoint_family(checkpoint)
+        if family is None:
+            raise SubmissionError(f"{checkpoint}: cannot read its config.json from the hub")
     return {"family": family.name, "base_model": checkpoint, "strategy": "no_ft", "target": None}
 
 
 def evaluate_logs(
-    checkpoint: str, results_dir: Path, data_dir: Path, provenance: dict | None = None
+    checkpoint: str, results_dir: Path, data_dir: Path, provenance: dict | None = None, local_first: bool = True
 ) -> tuple[dict, list[dict], dict, dict]:
     """Verify one checkpoint's newest lmms-eval run and recompute its metrics: (provenance, result rows, task ->
     per-sample records, the run's lmms-eval config). ``provenance``: for a checkpoint that is not a local folder (a
-    hub adapter), the provenance its worker read, validated here. Nothing is stored."""
-    if provenance is not None and not Path(checkpoint).is_dir():
+    hub adapter), the provenance its worker read, validated here. ``local_first``: see :func:`local_folder`.
+    Nothing is stored."""
+    if provenance is not None and local_folder(checkpoint, local_first) is None:
         provenance = validate_provenance(provenance, f"{checkpoint} (provenance sent by the worker)", SubmissionError)
     else:
-        provenance = describe(checkpoint)
+        provenance = describe(checkpoint, local_first)
     results_json, logs = find_logs(results_dir)
     config = check_results(results_json, sorted(logs), checkpoint, provenance)
     rows, predictions = [], {}

@@ -57,6 +57,10 @@ class WorkerConfig:
     timeout_s: float = 60.0
 
 
+FINISH_TIMEOUT_S = 900.0
+"""A ``finish`` may queue behind other workers' uploads and is verified before the answer comes."""
+
+
 def environment(config: WorkerConfig, device: str) -> dict:
     """The software and hardware a verified result was made with."""
 
@@ -198,16 +202,34 @@ class Worker:
             error = f"{cause} ({exc})" if cause else f"{exc}; log tail: {log[-2000:]}"
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": error[-9000:]})
             return job
-        try:
-            provenance = fetch_provenance(job.get("adapter"), job.get("revision"))
+        try:  # in the folder lmms-eval ran in: a hub id there is the hub's, as it was for the run
+            provenance = fetch_provenance(job.get("adapter"), job.get("revision"), cwd=cwd)
         except Exception as exc:  # a hub adapter without m2v_provenance.json, or no hub: the job fails with why
             self.http.post(f"/api/jobs/{job['id']}/fail", json={"claim": job["claim"], "error": f"provenance: {exc}"})
             return job
-        response = self.http.post(f"/api/jobs/{job['id']}/finish", json={
-            "claim": job["claim"], "files": files, "provenance": provenance,
-            "environment": environment(self.config, device)})  # fmt: skip
+        done = threading.Event()  # the lease is kept while the upload waits and is verified
+        keep = threading.Thread(target=self._keep_lease, args=(job, done), daemon=True)
+        keep.start()
+        try:
+            response = self.http.post(f"/api/jobs/{job['id']}/finish", json={
+                "claim": job["claim"], "files": files, "provenance": provenance,
+                "environment": environment(self.config, device)}, timeout=FINISH_TIMEOUT_S)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 (network): the lease runs out, the job goes to another worker
+            logger.warning(
+                "job %s: finish not delivered (%s); the server re-queues it after its lease", job["id"], exc
+            )
+            return job
+        finally:
+            done.set()
         logger.info("job %s: %s %s", job["id"], response.status_code, response.text[:500])
         return job
+
+    def _keep_lease(self, job: dict, done: threading.Event) -> None:
+        while not done.wait(max(0.5, float(job.get("lease_s", 60)) / 3)):
+            try:
+                self.http.post(f"/api/jobs/{job['id']}/heartbeat", json={"claim": job["claim"], "log": ""})
+            except Exception as exc:  # noqa: BLE001 (a network hiccup: the next beat may pass)
+                logger.warning("job %s: heartbeat during finish failed: %s", job["id"], exc)
 
     def _heartbeat(
         self, job: dict, process: subprocess.Popen, log_path: Path, lost: threading.Event, ended: threading.Event

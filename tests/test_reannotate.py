@@ -394,24 +394,36 @@ def test_merge_is_idempotent_and_refuses_conflicting_parts(tmp_path):
         re_.merge_parts(out, ["m1"])
 
 
+DP_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def single_process_predictions(tiny, sample_raw, tmp_path_factory) -> tuple[Path, Path]:
+    """40 memes and Mllama's single-process predictions of them: the reference both killed ranks resume to."""
+    from m2v_bench.datasets import prepare, write_prepared
+
+    root = tmp_path_factory.mktemp("single_process")
+    write_prepared(prepare("fhm", sample_raw[0] / "FHM"), root, "fhm")
+    memes = root / "fhm" / "first.jsonl"
+    write_manifest(memes, read_manifest(root / "fhm" / "train.jsonl")[:40])
+    single = root / "single.jsonl"
+    subprocess.run(_predict_cmd(tiny["mllama"], memes, single), check=True, env={**os.environ, **DP_ENV},
+                   capture_output=True, timeout=600)  # fmt: skip
+    return memes, single
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("killed", [0, 1])
 def test_two_process_predict_killed_by_sigkill_resumes_to_the_single_process_output(
-    tiny, sample_raw, tmp_path, killed
+    tiny, single_process_predictions, tmp_path, killed
 ):
     """The real launcher: torchrun starts 2 ranks (gloo on CPU); one is SIGKILLed mid-run (torchrun then stops the
     other), and a second 2-process run resumes. The result is byte for byte the single-process file."""
     import psutil
 
-    from m2v_bench.datasets import prepare, write_prepared
-
-    write_prepared(prepare("fhm", sample_raw[0] / "FHM"), tmp_path, "fhm")
-    memes = tmp_path / "fhm" / "first.jsonl"
-    write_manifest(memes, read_manifest(tmp_path / "fhm" / "train.jsonl")[:40])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    memes, single = single_process_predictions
+    env = {**os.environ, **DP_ENV}
     model = tiny["mllama"]
-    single = tmp_path / "single.jsonl"
-    subprocess.run(_predict_cmd(model, memes, single), check=True, env=env, capture_output=True, timeout=600)
     out = tmp_path / "dp.jsonl"
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "m2v_bench"]
     cmd = [*torchrun, *_predict_cmd(model, memes, out)[1:]]

@@ -92,16 +92,19 @@ def read_provenance(*folders: str | None) -> dict:
     return {}
 
 
-def fetch_provenance(adapter: str | None, revision: str | None = None) -> dict | None:
+def fetch_provenance(adapter: str | None, revision: str | None = None, cwd: Path | None = None) -> dict | None:
     """An adapter's provenance from its folder, or from its hub repository at ``revision`` (the snapshot an
-    evaluation downloaded); None when there is no adapter, or its folder has no provenance."""
+    evaluation downloaded); None when there is no adapter, or its folder has no provenance. ``cwd``: the folder the
+    evaluation ran in, where a relative folder name is looked for (as transformers and PEFT did)."""
     if not adapter:
         return None
-    if Path(adapter).is_dir():
-        return read_provenance(adapter) or None
-    from transformers.utils import cached_file  # start-up time: transformers loads in seconds; the hub's downloader
+    local = Path(cwd or ".") / adapter  # an absolute adapter stays itself
+    if local.is_dir():
+        return read_provenance(str(local)) or None
+    from huggingface_hub import hf_hub_download  # imported here for start-up time
 
-    return _read(Path(cached_file(adapter, PROVENANCE_FILE, revision=revision)))
+    # the hub's own downloader: transformers' cached_file would look for a folder of that name where we run first
+    return _read(Path(hf_hub_download(adapter, PROVENANCE_FILE, revision=revision)))
 
 
 def training_provenance(

@@ -546,7 +546,7 @@ def test_revoking_a_worker_takes_back_its_audits_its_waiting_rows_and_its_claims
 
         def stored():
             version = store.put(*one_row(name, status="auditing", worker=identity))
-            store.add_audit(job, {"m2v_mhc": ["a"]}, exclude=identity, version=version)
+            store.add_audit(job, {"m2v_mhc": ["a"]}, exclude=[identity], version=version)
 
         assert store.finish_job(job["id"], job["claim"], stored)
         return job
@@ -573,7 +573,7 @@ def test_revoking_a_worker_takes_back_its_audits_its_waiting_rows_and_its_claims
     assert rows["waiting"].status == "revoked" and "stolen token" in rows["waiting"].note
     jobs = {(j["name"], bool(j["audit_of"]), j["id"]): j for j in store.jobs()}
     new_audit = max((k for k in jobs if k[:2] == ("audited", True)), key=lambda k: k[2])
-    assert jobs[new_audit]["state"] == "PENDING" and jobs[new_audit]["exclude"] == "runner"
+    assert jobs[new_audit]["state"] == "PENDING" and json.loads(jobs[new_audit]["exclude"]) == ["runner", "auditor"]
     (waiting_audit,) = [j for k, j in jobs.items() if k[:2] == ("waiting", True)]
     assert waiting_audit["state"] == "FAILED" and "audited worker auditor was revoked" in waiting_audit["error"]
     assert store.job(held["id"])["state"] == "PENDING" and "auditor was revoked: re-queued" in store.job(
@@ -598,3 +598,87 @@ def test_an_audit_of_score_records_without_scores_agrees_only_with_none():
     assert agreement("m2v_mhc_score", original, {"a": {"pred": 1, "score": None}, "b": {"score": 1.0}}) == 1.0
     assert agreement("m2v_mhc_score", original, {"a": {"score": 0.5}, "b": {"score": None}}) == 0.0
     assert agreement("m2v_mhc", original, {"zzz": {"pred": 1}}) == 0.0  # a document the run never had
+
+
+# --------------------------------------------------------------------------------- third hostile review (stop 33)
+
+
+@pytest.mark.parametrize("environment", [{"worker": 5}, {"x": float("nan")}, {"x": "\ud800"}, {"x": "y" * 70_000}])
+def test_an_environment_that_cannot_be_shown_is_refused_and_submissions_stay_readable(client, tmp_path, environment):
+    job = _claimed(client, tmp_path)
+    body = json.dumps({"claim": job["claim"], "files": {"20261201_000000_results.json": "{}"},
+                       "environment": environment})  # fmt: skip
+    response = client.post(f"/api/jobs/{job['id']}/finish", content=body,
+                           headers={**AUTH, "content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422 and "environment" in response.text, response.text
+    assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "FAILED"
+    assert client.get("/api/submissions").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["~nosuchuser", "~root", "~/x"])
+def test_a_home_folder_reference_is_a_plain_422(client, value):
+    response = client.post("/api/requests", json={"name": "n", "base_model": value})
+    assert response.status_code == 422 and "not a hub id" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_a_body_of_invalid_utf8_is_422(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/api/requests", content=b"\xff\xfe", headers=headers)
+    assert response.status_code == 422, response.text
+
+
+def test_a_failed_audit_is_queued_again_for_another_worker_until_three_tries(tmp_path):
+    from m2v_bench.leaderboard.store import MAX_AUDITS
+
+    store = Store(tmp_path / "lb.sqlite")
+    for attempt in range(MAX_AUDITS):
+        store.add_worker(f"auditor{attempt}")
+    store.add_job("row", "org/m", None, None, "c")
+    job = store.claim_job("host", 60, identity="runner")
+
+    def stored():
+        version = store.put(*one_row("row", status="auditing", worker="runner"))
+        store.add_audit(job, {"m2v_mhc": ["a"]}, exclude=["runner"], version=version)
+
+    assert store.finish_job(job["id"], job["claim"], stored)
+    for attempt in range(MAX_AUDITS):
+        audit = store.claim_job("host", 60, identity=f"auditor{attempt}")
+        assert audit is not None and audit["audit_of"] == str(job["id"]), attempt
+        assert attempt == 0 or f"auditor{attempt - 1}" in json.loads(audit["exclude"])  # the last one that failed
+        assert store.fail_job(audit["id"], audit["claim"], "no", by=f"auditor{attempt}")
+    assert store.claim_job("host", 60, identity="another") is None  # no fourth audit
+    (row,) = store.submissions()
+    assert row.status == "disputed" and f"no audit settled it in {MAX_AUDITS} tries" in row.note
+    flags = {w["name"]: w["flag"] for w in store.workers()}
+    assert all("row: failed its audit" in flags[f"auditor{attempt}"] for attempt in range(MAX_AUDITS)), flags
+    store.close()
+
+
+def test_a_heartbeat_log_keeps_only_its_tail(tmp_path):
+    from m2v_bench.leaderboard.store import MAX_LOG
+
+    store = Store(tmp_path / "lb.sqlite")
+    job_id = store.add_job("j", "org/m", None, None, "c")
+    claim = store.claim_job("w", 60)["claim"]
+    for _ in range(3):
+        assert store.heartbeat(job_id, claim, 60, "x" * (MAX_LOG // 2) + "\n")
+    log = store.job(job_id)["log"]
+    assert len(log) == MAX_LOG and log.endswith("x\n")
+    store.close()
+
+
+def test_public_table_notes_hide_server_paths(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from m2v_bench.cli import main
+
+    db = str(tmp_path / "lb.sqlite")
+    store = Store(db)
+    store.add_worker("w")
+    store.put(*one_row("r", worker="w"))
+    store.close()
+    assert main(["leaderboard", "--db", db, "workers", "revoke", "w", "--note", "see /srv/secret/case.txt"]) == 0
+    with TestClient(create_app(_config(tmp_path), ui=False)) as client:
+        text = client.get("/api/tables/ranking?board=sample").text
+    assert "Left out r (revoked)" in text and "/srv/secret" not in text and ".../case.txt" in text
